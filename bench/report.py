@@ -43,6 +43,7 @@ end
 
 AIO = ("aioserving-off", "aioserving-tf", "aioserving-adaptive")
 PEERS = ("naive", "kserve")
+FLOOR = "floor"  # not a peer: the stack's ceiling (bench/floor_server.py), never in "best peer"
 MiB = 2**20
 
 
@@ -88,16 +89,19 @@ def ratio_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                     peers = [c for k in PEERS for p in s["protocols"]
                              if _ok(c := cells.get((k, m, conc, p)))]
                     any_proto = bool(peers)
-                if not aio and not peers:
+                floor = cells.get((FLOOR, m, conc, proto))
+                floor = floor if _ok(floor) else None
+                if not aio and not peers and not floor:
                     continue
                 best = max(aio, key=lambda c: c["rps"]) if aio else None
                 peer = max(peers, key=lambda c: c["rps"]) if peers else None
                 row = {"model": m, "concurrency": conc, "protocol": proto,
-                       "aio": best, "peer": peer, "peer_other_protocol": any_proto,
+                       "aio": best, "peer": peer, "peer_other_protocol": any_proto, "floor": floor,
                        "raw_best": raw["best_rows_per_s"], "raw_b1_us": raw["batch1_call_us"],
                        "modes": {k: cells.get((k, m, conc, proto)) for k in AIO}}
                 row["vs_peer"] = best["rps"] / peer["rps"] if best and peer else None
                 row["vs_raw"] = best["rps"] / raw["best_rows_per_s"] if best else None
+                row["vs_floor"] = best["rps"] / floor["rps"] if best and floor else None
                 row["p99_ok"] = (best["p99_ms"] <= peer["p99_ms"]) if best and peer else None
                 if best and conc == 1:
                     row["added_p50_ms"] = min(c["p50_ms"] for c in aio) - raw["batch1_call_us"] / 1e3
@@ -142,10 +146,28 @@ def targets(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def floor_lines(data: dict[str, Any]) -> list[str]:
+    """aioserving / floor per (model, concurrency, protocol): the share of the stack's own ceiling."""
+    out = []
+    for r in ratio_rows(data):
+        if r["floor"] is None:
+            continue
+        label = f"{r['model']} c={r['concurrency']} {r['protocol']}"
+        a, f = r["aio"], r["floor"]
+        if a is None:
+            out.append(f"aioserving / floor, {label}: - (no aioserving result; floor "
+                       f"{f['rps']:.0f} req/s)")
+            continue
+        out.append(f"aioserving / floor, {label}: {r['vs_floor']:.2f} ({a['server']} "
+                   f"{a['rps']:.0f} vs floor {f['rps']:.0f} req/s; p50 {a['p50_ms']:.2f} vs "
+                   f"{f['p50_ms']:.2f} ms)")
+    return out
+
+
 def _main_table(data: dict[str, Any]) -> list[list[str]]:
     rows = [["model", "conc", "proto", "server", "req/s", "p50 ms", "p99 ms", "errors",
              "srv CPU µs/req", "client CPU µs/req", "note"]]
-    order = {k: i for i, k in enumerate(AIO + PEERS)}
+    order = {k: i for i, k in enumerate(AIO + PEERS + (FLOOR,))}
     for c in sorted(data["cells"], key=lambda c: (data["settings"]["models"].index(c["model"]),
                                                    c["concurrency"], c["protocol"],
                                                    order.get(c["server"], 99))):
@@ -159,7 +181,7 @@ def _main_table(data: dict[str, Any]) -> list[list[str]]:
 
 def _ratio_table(data: dict[str, Any]) -> list[list[str]]:
     rows = [["model", "conc", "proto", "off", "tf-style", "adaptive", "best peer", "aio/peer",
-             "p99 aio/peer ms", "aio/raw", "c=1 added p50"]]
+             "p99 aio/peer ms", "aio/raw", "floor", "aio/floor", "c=1 added p50"]]
     for r in ratio_rows(data):
         modes = [_f(c["rps"]) if _ok(c) else "-" for c in r["modes"].values()]
         peer = r["peer"]
@@ -169,6 +191,8 @@ def _ratio_table(data: dict[str, Any]) -> list[list[str]]:
         rows.append([r["model"], str(r["concurrency"]), r["protocol"], *modes, peer_s,
                      f"{r['vs_peer']:.2f}×" if r["vs_peer"] else "-", p99,
                      f"{100 * r['vs_raw']:.0f}%" if r["vs_raw"] else "-",
+                     _f(r["floor"]["rps"]) if r["floor"] else "-",
+                     f"{r['vs_floor']:.2f}" if r["vs_floor"] else "-",
                      f"+{r['added_p50_ms']:.2f} ms" if "added_p50_ms" in r else ""])
     return rows
 
@@ -221,6 +245,9 @@ def render_console(data: dict[str, Any]) -> str:
     if len(rr) > 1:
         parts += ["== ratios (best aioserving mode vs best peer / raw best-batch rows/s) ==",
                   _text_table(rr), ""]
+    fl = floor_lines(data)
+    if fl:
+        parts += ["== aioserving / floor (share of the stack's own ceiling) ==", *fl, ""]
     t = targets(data)
     if t and not data["settings"]["smoke"]:
         parts += ["== targets (issue 3) ==", *t, ""]
@@ -311,6 +338,10 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"aioserving {_version('aioserving')}, aiohttp {_version('aiohttp')}, "
         f"grpcio {_version('grpcio')}, tensorflow-serving-api {_version('tensorflow-serving-api')}",
         f"- Peers: {kserve}; naive = `bench/naive_server.py` (aiohttp + run_in_executor, stdlib json)",
+        "- floor = `bench/floor_server.py`, not a peer but the ceiling of the server stack itself: "
+        "one uvloop process, aiohttp + grpc.aio, answering every predict with a reply prebuilt at "
+        "start-up (the REST body is read, never parsed; no TF). No server built on this stack can beat it; aio/floor says how "
+        "close aioserving gets to the stack's own limit.",
         f"- REST load: {_wrk_version(data.get('wrk', ''))}, one thread, closed loop; gRPC load: "
         "`bench/loadgen_grpc.py` (grpc.aio, pre-serialized Predict with tensor_content / v2 "
         "ModelInfer with raw_input_contents); all load generators are separate processes on the "
@@ -347,9 +378,12 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "Best aioserving mode per row against the best peer on the same protocol (`*` = the peer "
         "has no such protocol; its best other protocol is used) and against raw best-batch rows/s; "
-        "at concurrency 1 the added p50 is the best mode's p50 minus the in-process batch-1 call.",
+        "at concurrency 1 the added p50 is the best mode's p50 minus the in-process batch-1 call; "
+        "aio/floor = best aioserving mode / floor req/s (1.00 = the stack's ceiling).",
         "",
         _md_table(_ratio_table(data)),
+        "",
+        *[f"- {line}" for line in floor_lines(data)],
         "",
         "## Targets (issue 3)",
         "",

@@ -41,7 +41,7 @@ num_batch_threads { value: 2 }
 @dataclass
 class ServerSpec:
     key: str
-    kind: str  # aioserving | naive | kserve
+    kind: str  # aioserving | naive | kserve | floor
     protocols: tuple[str, ...]
     batching: str = ""
 
@@ -101,7 +101,8 @@ def _parse(argv: list[str] | None) -> Settings:
     ap.add_argument("--concurrency", default=None, help="comma list (1,16,64)")
     ap.add_argument("--protocols", default=None, help="comma list (rest,grpc)")
     ap.add_argument("--servers", default=None,
-                    help="comma list of aioserving-off,aioserving-tf,aioserving-adaptive,naive,kserve")
+                    help="comma list of aioserving-off,aioserving-tf,aioserving-adaptive,naive,"
+                         "kserve,floor")
     ap.add_argument("--duration", type=float, default=None, help="measured seconds per cell (8)")
     ap.add_argument("--warmup", type=float, default=None, help="warmup seconds per cell (2)")
     ap.add_argument("--raw-seconds", type=float, default=None, help="seconds per raw batch size")
@@ -132,7 +133,8 @@ def _parse(argv: list[str] | None) -> Settings:
         smoke=False, models=lst(a.models, "half_plus_two,mlp,cnn"),
         concurrency=[int(c) for c in lst(a.concurrency, "1,16,64")],
         protocols=lst(a.protocols, "rest,grpc"),
-        servers=lst(a.servers, "aioserving-off,aioserving-tf,aioserving-adaptive,naive,kserve"),
+        servers=lst(a.servers,
+                    "aioserving-off,aioserving-tf,aioserving-adaptive,naive,kserve,floor"),
         duration_s=a.duration or 8.0, warmup_s=a.warmup if a.warmup is not None else 2.0,
         raw_seconds=a.raw_seconds or 1.0, batch_sizes="8,16,32,64,128",
         budget_s=a.budget or 24 * 60.0, batching_file=a.batching_parameters, no_wrk=a.no_wrk)
@@ -145,6 +147,8 @@ _SPECS = {
                                       "adaptive"),
     "naive": ServerSpec("naive", "naive", ("rest",)),
     "kserve": ServerSpec("kserve", "kserve", ("rest", "grpc")),
+    # Not a peer: the stack's own ceiling (aiohttp / grpc.aio with a prebuilt reply, no model work).
+    "floor": ServerSpec("floor", "floor", ("rest", "grpc")),
 }
 
 
@@ -230,6 +234,11 @@ class Bench:
         if spec.kind == "naive":
             return [MAIN_PY, "-m", "bench.naive_server", f"--rest_api_port={rest}",
                     f"--model_config_file={self.model_config}"], []
+        if spec.kind == "floor":  # precomputes its replies from the bench's own request bodies
+            argv = [MAIN_PY, "-m", "bench.floor_server", "--host=127.0.0.1", f"--port={grpc}",
+                    f"--rest_api_port={rest}", f"--model_config_file={self.model_config}"]
+            return argv + [f"--body={m}={self.manifest['models'][m]['body_json']}"
+                           for m in self.s.models], []
         kpy = os.path.join(KSERVE_VENV, "bin", "python")
         argv = [kpy, os.path.join("bench", "kserve_server.py"), f"--http_port={rest}",
                 f"--grpc_port={grpc}", "--enable_latency_logging=false"]
