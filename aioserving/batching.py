@@ -110,7 +110,7 @@ class BatchScheduler:
         self._queues: dict[Hashable, Queue] = {}
         self._rr: list[Queue] = []  # round-robin order
         self._next = 0
-        self._running: set[asyncio.Future[Any]] = set()
+        self._running: set[concurrent.futures.Future[Any]] = set()
         self._pump_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
@@ -157,8 +157,14 @@ class BatchScheduler:
                 raise ServingError(Code.UNAVAILABLE, QUEUE_FULL)
             fut: asyncio.Future[Arrays] = loop.create_future()
             item = Item(inputs, rows, fut, now, deadline)
+            idle = params.adaptive and queue.running == 0 and queue.pending == 0
             queue.add(item, sig, limit)
-            self._kick()
+            if idle and self._free > 0 and not self._pump_scheduled:
+                # Adaptive, nothing queued or running here: run it now (no loop round
+                # trip), so a lone request pays no more than with batching off.
+                self._pump()
+            else:
+                self._kick()
             if deadline is None:
                 return await fut
             handle = loop.call_at(deadline, fail, fut, Code.DEADLINE_EXCEEDED, DEADLINE)
@@ -188,7 +194,7 @@ class BatchScheduler:
             self._timer.cancel()
             self._timer = None
         if self._running:
-            await asyncio.wait(set(self._running))
+            await asyncio.wait([asyncio.wrap_future(f) for f in self._running])
 
     # -- internals ----------------------------------------------------------------
     async def _close(self, queues: list[Queue]) -> None:
@@ -319,8 +325,7 @@ class BatchScheduler:
         except Exception:
             logger.exception("batch observer failed")
         try:
-            efut = self._loop.run_in_executor(
-                self._executor,
+            cfut = self._executor.submit(
                 execute_batch,
                 queue.run,
                 [item.inputs for item in live],
@@ -334,11 +339,19 @@ class BatchScheduler:
             return False
         self._free -= 1
         queue.running += 1
-        self._running.add(efut)
-        efut.add_done_callback(functools.partial(self._on_done, queue, live))
+        self._running.add(cfut)
+        # Straight from the worker thread to _on_done: one loop hop, as with a plain
+        # run_in_executor (whose asyncio future would add a second hop here).
+        cfut.add_done_callback(functools.partial(self._done_threadsafe, queue, live))
         return True
 
-    def _on_done(self, queue: Queue, items: list[Item], efut: asyncio.Future[list[Arrays]]) -> None:
+    def _done_threadsafe(self, queue: Queue, items: list[Item], cfut: concurrent.futures.Future[list[Arrays]]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._on_done, queue, items, cfut)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    def _on_done(self, queue: Queue, items: list[Item], efut: concurrent.futures.Future[list[Arrays]]) -> None:
         self._running.discard(efut)
         self._free += 1
         queue.running -= 1

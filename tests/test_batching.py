@@ -517,6 +517,43 @@ async def test_adaptive_concurrency_one_runs_immediately(make):
     assert max(obs.waits) < 0.05  # no window: a 10 s timeout is ignored in adaptive mode
 
 
+async def test_adaptive_idle_queue_launches_inside_submit(make):
+    """A lone request goes to the executor from submit() itself, with no extra loop
+    iteration: the loop is kept blocked after the task's first step, and run() still starts."""
+    s = make()
+    entered = threading.Event()
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        entered.set()
+        return expected(inputs)
+
+    p = BatchingParameters(max_batch_size=8, adaptive=True, num_batch_threads=1)
+    task = asyncio.create_task(s.submit(KEY, p, run, rows(3)))
+    await asyncio.sleep(0)  # the task runs up to its await on the item's future
+    assert entered.wait(5)  # blocks the loop: only a launch made inside submit() can get here
+    assert_same(await task, expected(rows(3)))
+
+    # With a batch already running, the same request waits for the pump instead.
+    gate = threading.Event()
+    entered.clear()
+
+    def slow(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        entered.set()
+        assert gate.wait(5)
+        return expected(inputs)
+
+    first = asyncio.create_task(s.submit(KEY, p, slow, rows(1)))
+    await asyncio.sleep(0)
+    assert entered.wait(5)
+    entered.clear()
+    second = asyncio.create_task(s.submit(KEY, p, slow, rows(2)))
+    await asyncio.sleep(0)
+    assert s.queue_depth(KEY) == 1 and not entered.is_set()
+    gate.set()
+    assert_same(await first, expected(rows(1)))
+    assert_same(await second, expected(rows(2)))
+
+
 async def test_adaptive_batches_what_accumulates_while_running(make):
     s = make(num_batch_threads=2)
     run = FakeRun()
