@@ -60,6 +60,8 @@ def _text(fields: dict[str, Any]) -> str:
 class AccessLog:
     """Observer writing ``--log_format`` ``text`` (``key=value ...``) or ``json`` lines."""
 
+    detailed = True
+
     def __init__(self, fmt: str = "text", logger: logging.Logger | None = None) -> None:
         if fmt not in ("text", "json"):
             raise ValueError(f"--log_format must be 'text' or 'json', got {fmt!r}")

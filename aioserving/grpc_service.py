@@ -6,6 +6,7 @@ one wrapper maps every error to its gRPC status (HOUSE_STYLE §2).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -49,19 +50,28 @@ def _rpc(api: str) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
         @functools.wraps(fn)
         async def method(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
-            rid = _metadata_value(context, "x-request-id") or new_request_id()
-            rec = RequestRecord(transport="GRPC", api=api, peer=context.peer() or "", request_id=rid,
-                                bytes_in=request.ByteSize())
-            # Echoed in the trailers so it arrives with errors too.
-            trailer = (("x-request-id", rid),)
-            context.set_trailing_metadata(trailer)
+            observer = self._observer
+            detailed = observer.detailed
+            rid = _metadata_value(context, "x-request-id")
+            rec = RequestRecord("GRPC", api)
+            trailer: tuple[tuple[str, str], ...] = ()
+            if rid or detailed:
+                # Echoed in the trailers so it arrives with errors too: the client's own id,
+                # or a generated one when the access log records it.
+                rec.request_id = rid = rid or new_request_id()
+                trailer = (("x-request-id", rid),)
+                context.set_trailing_metadata(trailer)
+            if detailed:
+                rec.peer = context.peer() or ""
+                rec.bytes_in = request.ByteSize()
             spec = getattr(request, "model_spec", None)
             if spec is not None:
                 rec.model = spec.name
             token = CURRENT_RECORD.set(rec)
             try:
                 resp = await fn(self, request, context, rec)
-                rec.bytes_out = resp.ByteSize()
+                if detailed:
+                    rec.bytes_out = resp.ByteSize()
                 return resp
             except ServingError as exc:
                 rec.code = exc.code
@@ -75,7 +85,7 @@ def _rpc(api: str) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
             finally:
                 CURRENT_RECORD.reset(token)
                 rec.latency_s = time.perf_counter() - start
-                self._observer.on_request(rec)
+                observer.on_request(rec)
 
         return method
 
@@ -83,8 +93,6 @@ def _rpc(api: str) -> Callable[[Handler], Callable[..., Awaitable[Any]]]:
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    import asyncio
-
     remaining = context.time_remaining()
     if remaining is None:
         return None
@@ -125,9 +133,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         rec.version, rec.signature = result.version, result.signature_name
         resp = predict_pb2.PredictResponse()
         fill_model_spec(resp.model_spec, result.name, result.version, result.signature_name)
+        outputs = resp.outputs
         for alias, arr in result.outputs.items():
-            resp.outputs[alias].CopyFrom(tensors.from_ndarray(
-                arr, result.output_specs[alias].dtype, use_tensor_content=self._tensor_content))
+            tensors.fill_proto(outputs[alias], arr, result.output_specs[alias].dtype,
+                               use_tensor_content=self._tensor_content)
         return resp
 
     async def _on_examples(self, request: Any, context: Any, rec: RequestRecord,

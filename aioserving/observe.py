@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import Code
@@ -44,7 +44,6 @@ class RequestRecord:
     batch_size: int = 0
     #: The HTTP status sent (REST only).
     http_status: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 #: The record of the request the current task serves; the transports set it so the
@@ -53,10 +52,16 @@ CURRENT_RECORD: ContextVar[RequestRecord | None] = ContextVar("aioserving_reques
 
 
 class Observer(Protocol):
+    #: Whether this observer reads a record's peer, byte counts and request id
+    #: (transports skip collecting them when no observer does).
+    detailed: bool
+
     def on_request(self, record: RequestRecord) -> None: ...
 
 
 class NullObserver:
+    detailed = False
+
     def on_request(self, record: RequestRecord) -> None:
         pass
 
@@ -65,10 +70,14 @@ class ObserverGroup:
     """Fan one record out to several observers (metrics, access log, ...)."""
 
     def __init__(self, observers: list[Observer] | None = None) -> None:
-        self.observers: list[Observer] = list(observers or [])
+        self.observers: list[Observer] = []
+        self.detailed = False
+        for o in observers or ():
+            self.add(o)
 
     def add(self, observer: Observer) -> None:
         self.observers.append(observer)
+        self.detailed = self.detailed or getattr(observer, "detailed", False)
 
     def on_request(self, record: RequestRecord) -> None:
         for o in self.observers:

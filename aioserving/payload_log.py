@@ -4,7 +4,7 @@ Configured by each model's ``logging_config`` (``log_collector_config { type
 filename_prefix }``, ``sampling_config { sampling_rate }``).  On the request path
 a model without logging costs one dict lookup in the core; a logged model costs a
 ``random()`` and an append to a bounded queue.  One writer thread builds the
-protos (``tensors.from_ndarray``) and writes rotating TFRecord files named
+protos (``tensors.fill_proto``) and writes rotating TFRecord files named
 ``<filename_prefix>-<pid>-<NNNNN>.tfrecord``.  When the queue is full the record
 is dropped and counted.
 """
@@ -169,7 +169,7 @@ class PayloadLogger:
                inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], when: float) -> None:
         from tensorflow_serving.apis import prediction_log_pb2
 
-        from .tensors import from_ndarray
+        from .tensors import fill_proto
 
         pl = prediction_log_pb2.PredictionLog()
         md = pl.log_metadata
@@ -180,11 +180,11 @@ class PayloadLogger:
         req = pl.predict_log.request
         req.model_spec.CopyFrom(md.model_spec)
         for alias, arr in inputs.items():
-            req.inputs[alias].CopyFrom(from_ndarray(arr, sig.inputs[alias].dtype, use_tensor_content=True))
+            fill_proto(req.inputs[alias], arr, sig.inputs[alias].dtype, use_tensor_content=True)
         resp = pl.predict_log.response
         resp.model_spec.CopyFrom(md.model_spec)
         for alias, arr in outputs.items():
-            resp.outputs[alias].CopyFrom(from_ndarray(arr, sig.outputs[alias].dtype, use_tensor_content=True))
+            fill_proto(resp.outputs[alias], arr, sig.outputs[alias].dtype, use_tensor_content=True)
         f = self._files.get(prefix)
         if f is None:
             f = self._files[prefix] = _Rotating(prefix, self.max_file_bytes)

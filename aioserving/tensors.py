@@ -13,12 +13,12 @@ That is what TF Serving applies to every gRPC input, so the rules are its:
 from __future__ import annotations
 
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from .errors import ServingError
 from .signature import NUMPY_DTYPES, dtype_name
 
-__all__ = ["to_ndarray", "from_ndarray"]
+__all__ = ["to_ndarray", "from_ndarray", "fill_proto"]
 
 _FIELD = {
     types_pb2.DT_FLOAT: "float_val",
@@ -164,25 +164,30 @@ def from_ndarray(arr: np.ndarray, dtype: int, *, use_tensor_content: bool) -> te
     ``use_tensor_content`` numeric tensors are written as raw little-endian
     bytes.  Strings always use ``string_val``.
     """
+    tp = tensor_pb2.TensorProto()
+    fill_proto(tp, arr, dtype, use_tensor_content=use_tensor_content)
+    return tp
+
+
+def fill_proto(tp: tensor_pb2.TensorProto, arr: np.ndarray, dtype: int, *, use_tensor_content: bool) -> None:
+    """:func:`from_ndarray` into an empty ``tp`` in place (e.g. a response's map entry: no copy)."""
     np_dtype = _np_dtype(dtype)
     arr = np.asarray(arr)
-    tp = tensor_pb2.TensorProto(
-        dtype=dtype,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in arr.shape]),
-    )
+    tp.dtype = dtype
+    dims = tp.tensor_shape.dim
+    for d in arr.shape:
+        dims.add().size = d
     if arr.size == 0:
-        return tp
+        return
     if dtype == types_pb2.DT_STRING:
         tp.string_val.extend(_string_values(arr))
-        return tp
+        return
     a = np.ascontiguousarray(arr, dtype=np_dtype.newbyteorder("<"))
     if use_tensor_content:
         tp.tensor_content = a.tobytes()
-        return tp
+        return
     flat = a.ravel()
     if dtype == types_pb2.DT_HALF:
         flat = flat.view(np.uint16)
     # Slice assignment from a list is the fastest bulk path into upb repeated fields.
     getattr(tp, _FIELD[dtype])[:] = flat.tolist()
-    return tp

@@ -57,8 +57,7 @@ def build_logs(model_dir: Path, requests: Sequence[bytes], *, api: str = "predic
             sig = signature_from_proto(key, sigdefs[key])
             req = entry.predict_log.request
             for alias, arr in jsonfmt.decode_inputs(parsed, sig.inputs).items():
-                req.inputs[alias].CopyFrom(tensors.from_ndarray(arr, sig.inputs[alias].dtype,
-                                                                use_tensor_content=False))
+                tensors.fill_proto(req.inputs[alias], arr, sig.inputs[alias].dtype, use_tensor_content=False)
         else:
             key, examples = jsonfmt.parse_examples(body)
             key = key or signature_name or "serving_default"

@@ -38,6 +38,22 @@ async def test_predict_tcp(srv: Running) -> None:
     assert resp.model_spec.signature_name == "serving_default"
 
 
+async def test_request_id_trailer_without_access_log(srv: Running) -> None:
+    """No access log: a client's x-request-id is echoed; none is invented for nobody to read."""
+    call = srv.predict_stub.Predict(_predict_request("half_plus_two", [1.0]),
+                                    metadata=(("x-request-id", "client-7"),))
+    await call
+    assert dict(await call.trailing_metadata()) == {"x-request-id": "client-7"}
+    call = srv.predict_stub.Predict(_predict_request("half_plus_two", [1.0]))
+    await call
+    assert "x-request-id" not in dict(await call.trailing_metadata())
+    call = srv.predict_stub.Predict(_predict_request("nope", [1.0]), metadata=(("x-request-id", "client-8"),))
+    with pytest.raises(grpc.aio.AioRpcError) as ei:
+        await call
+    assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+    assert dict(ei.value.trailing_metadata()) == {"x-request-id": "client-8"}
+
+
 async def test_predict_version_and_label(srv: Running) -> None:
     resp = await srv.predict_stub.Predict(_predict_request("half_plus_two", [2.0], version=1))
     assert resp.model_spec.version.value == 1
