@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import importlib
+import inspect
 import json
 import os
 import shutil
@@ -43,6 +45,9 @@ def _builder(name: str) -> tuple[Callable[[str], None], str]:
 
 def _build(models_dir: str, name: str) -> tuple[str, str]:
     fn, source = _builder(name)
+    # Rebuild when the builder's module changes (layer sizes are module constants).
+    with open(inspect.getsourcefile(fn) or "", "rb") as f:
+        source = f"{source} {hashlib.sha256(f.read()).hexdigest()[:16]}"
     base = os.path.join(models_dir, name)
     path = os.path.join(base, "1")
     marker = os.path.join(base, ".builder")

@@ -251,7 +251,7 @@ def test_cnn_large(tmp_path: Path) -> None:
     y = _run(sigs["serving_default"], x=x)["y"]
     w = models.cnn_large_weights()
     h = tf.constant(x)
-    for i, stride in enumerate((1, 2, 2)):
+    for i, stride in enumerate((1, 1, 2, 2)):
         h = tf.nn.relu(tf.nn.conv2d(h, w[2 * i], strides=stride, padding="SAME") + w[2 * i + 1])
     expected = (tf.matmul(tf.reduce_mean(h, axis=[1, 2]), w[-2]) + w[-1]).numpy()
     assert y.shape == (2, 10)
