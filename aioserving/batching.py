@@ -351,14 +351,14 @@ class BatchScheduler:
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
-    def _on_done(self, queue: Queue, items: list[Item], efut: concurrent.futures.Future[list[Arrays]]) -> None:
-        self._running.discard(efut)
+    def _on_done(self, queue: Queue, items: list[Item], cfut: concurrent.futures.Future[list[Arrays]]) -> None:
+        self._running.discard(cfut)
         self._free += 1
         queue.running -= 1
-        if efut.cancelled():
+        if cfut.cancelled():
             for item in items:
                 fail(item.future, Code.CANCELLED, "Batch cancelled")
-        elif (exc := efut.exception()) is not None:
+        elif (exc := cfut.exception()) is not None:
             if isinstance(exc, ServingError):
                 code, message = exc.code, exc.message
             else:
@@ -367,7 +367,7 @@ class BatchScheduler:
             for item in items:
                 fail(item.future, code, message)
         else:
-            for item, result in zip(items, efut.result()):
+            for item, result in zip(items, cfut.result()):
                 if not item.future.done():
                     item.future.set_result(result)
         if queue.closed and queue.running == 0 and queue.idle is not None:
