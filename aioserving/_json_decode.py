@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any, Mapping
 
 import numpy as np
+import orjson
 from tensorflow.core.framework import types_pb2
 
 from ._json_text import text_bytes, type_string, value_to_string
 from .errors import Code, ServingError
 from .signature import TensorSpec, dtype_name
 
-__all__ = ["decode_value", "decode_instances", "is_b64", "b64_decode", "bool_literals"]
+__all__ = ["decode_value", "decode_instances", "is_b64", "b64_decode", "bool_literals", "match_dense", "decode_dense"]
 
 _FLOAT_INT_MAX = (1 << 24) - 1
 _DOUBLE_INT_MAX = (1 << 53) - 1
@@ -319,3 +321,71 @@ def decode_instances(instances: list[Any], inputs: Mapping[str, TensorSpec],
                     f"Failed to process element: {count} of 'instances' list. Error: {_status(e)}") from None
     n = len(instances)
     return {name: _to_array(values[name], [n, *shapes[name]], inputs[name]) for name in shapes}
+
+
+# -- dense numeric bodies, straight from the bytes ------------------------------------------
+# ``{"instances": [[...numbers...]]}`` (or ``"inputs"``, with an optional plain
+# ``signature_name``) whose array holds only numbers: orjson would build one Python list
+# per innermost row (4,096 for a 64x64x3 image) and numpy would walk them all again.
+# Instead the array's bytes are checked against the bracket skeleton that the signature's
+# shape implies and its numbers parsed as one flat list.  Anything else (objects,
+# strings, booleans, nulls, escapes, ragged or unknown shapes, a number orjson rejects)
+# makes ``decode_dense`` return None and the caller parses the body the usual way, so
+# results and error messages are those of the paths above.
+
+_SIG = rb'"signature_name"\s*:\s*"([^"\\]*)"\s*'
+_DENSE_BODY = re.compile(
+    rb'\s*\{\s*(?:' + _SIG + rb',\s*)?"(instances|inputs)"\s*:\s*(\[[0-9eE.,+\-\[\] \t\r\n]*\])\s*'
+    rb'(?:,\s*' + _SIG + rb')?\}\s*', re.S)
+_DENSE_MIN_LISTS = 64
+_NUMBER_BYTES = b"0123456789eE.+- \t\r\n"
+_BRACKETS_TO_SPACE = bytes.maketrans(b"[]", b"  ")
+
+
+def match_dense(body: bytes) -> tuple[str, bool, bytes] | None:
+    """``(signature_name, columnar, array bytes)`` when ``body`` looks like one dense numeric array
+    of many rows (with few inner lists orjson's own lists cost less than these checks)."""
+    if body.count(b"[") < _DENSE_MIN_LISTS:
+        return None
+    m = _DENSE_BODY.fullmatch(body)
+    if m is None or (m.group(1) is not None and m.group(4) is not None):
+        return None  # not that shape, or signature_name given twice: the full parser decides
+    sig = m.group(1) if m.group(1) is not None else m.group(4) or b""
+    try:
+        name = sig.decode()
+    except UnicodeDecodeError:
+        return None
+    return name, m.group(2) == b"inputs", m.group(3)
+
+
+def _skeleton(shape: list[int]) -> bytes:
+    s = b""
+    for n in reversed(shape):
+        s = b"[" + b",".join([s] * n) + b"]"
+    return s
+
+
+def decode_dense(text: bytes, columnar: bool, inputs: Mapping[str, TensorSpec]) -> dict[str, np.ndarray] | None:
+    """The one input's array from a :func:`match_dense` array, or None to take the usual path."""
+    if len(inputs) != 1:
+        return None
+    (name, spec), = inputs.items()
+    dims = spec.shape
+    if dims is None or len(dims) < 1 or any(d < 0 for d in dims[1:]):
+        return None
+    # Row format stacks instances on dim 0; columnar gives the whole tensor: either way
+    # the array is [n] + the signature's other dims.
+    try:
+        flat = orjson.loads(b"[" + text.translate(_BRACKETS_TO_SPACE) + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    row = 1
+    for d in dims[1:]:
+        row *= d
+    if not flat or row == 0 or len(flat) % row:
+        return None
+    shape = [len(flat) // row, *dims[1:]]
+    if text.translate(None, _NUMBER_BYTES) != _skeleton(shape):
+        return None
+    arr = _fast(flat, spec, False)
+    return None if arr is None else {name: arr.reshape(shape)}

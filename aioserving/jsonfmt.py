@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 from tensorflow.core.framework import types_pb2
 
-from ._json_decode import bool_literals, decode_instances, decode_value, is_b64
+from ._json_decode import bool_literals, decode_dense, decode_instances, decode_value, is_b64, match_dense
 from ._json_examples import make_example
 from ._json_layout import (HEAD_OUTPUTS, HEAD_PREDICTIONS, HEAD_RESULTS, INDENT, TAIL_ROWS, TAIL_VALUE,
                            b64_object, expand, line_template, pretty_template, single_line, split_rows)
@@ -91,7 +91,7 @@ def _signature_name(doc: dict[str, Any]) -> str:
     return sig
 
 
-@dataclass(frozen=True)
+@dataclass
 class PredictJson:
     """A parsed ``:predict`` body.
 
@@ -99,16 +99,28 @@ class PredictJson:
     ``inputs`` (columnar).  ``raw`` is the request body, used only to decide
     cheaply whether JSON booleans may hide in numeric lists; leave it empty
     when building one by hand (decoding is then always exact, just slower).
+    ``dense`` holds the array's bytes when the body is one dense numeric array
+    (``_json_decode.match_dense``); ``data`` is then parsed only if asked for.
     """
 
     signature_name: str
     columnar: bool
-    data: Any
+    _data: Any
     raw: bytes = field(default=b"", repr=False, compare=False)
+    dense: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def data(self) -> Any:
+        if self._data is None and self.dense is not None:
+            self._data = parse_predict(self.raw, dense=False)._data
+        return self._data
 
 
-def parse_predict(body: bytes) -> PredictJson:
+def parse_predict(body: bytes, *, dense: bool = True) -> PredictJson:
     """Parse a ``:predict`` body (FillPredictRequestFromJson's format checks)."""
+    if dense and (m := match_dense(body)) is not None:
+        signature_name, columnar, array = m
+        return PredictJson(signature_name, columnar, None, body, array)
     doc = loads(body)
     sig = _signature_name(doc)
     if "instances" in doc:
@@ -139,6 +151,8 @@ def decode_inputs(req: PredictJson, inputs: Mapping[str, TensorSpec]) -> dict[st
     if not inputs:
         raise ServingError.invalid_argument(
             f"Failed to get input map for signature: {req.signature_name or 'DEFAULT'}")
+    if req.dense is not None and (out := decode_dense(req.dense, req.columnar, inputs)) is not None:
+        return out
     maybe_bools = bool_literals(req.raw) if req.raw else True
     if not req.columnar:
         return decode_instances(req.data, inputs, maybe_bools)

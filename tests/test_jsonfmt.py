@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -757,3 +758,101 @@ def test_multiple_outputs_match_pretty_writer_model(shapes: tuple[tuple[int, ...
             "c": _model_array("f32_tf", second, rng), "d": _model_array("i64", second, rng)}
     for columnar in (False, True):
         assert jsonfmt.encode_predict(outs, columnar, {}) == _model_predict(outs, columnar)
+
+
+# ---------------------------------------------------------- dense numeric bodies
+
+
+IMG = {"x": spec("x", T.DT_FLOAT, (-1, 8, 8, 3))}
+
+
+def _both(body: bytes, inputs: dict[str, TensorSpec]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(dense path, usual path) results for the same body."""
+    req = jsonfmt.parse_predict(body)
+    usual = jsonfmt.decode_inputs(jsonfmt.parse_predict(body, dense=False), inputs)
+    return jsonfmt.decode_inputs(req, inputs), usual
+
+
+def _img_body(rows: int, fmt: str = "{}", key: str = "instances", extra: str = "", ints: bool = False) -> bytes:
+    rng = np.random.default_rng(rows)
+    vals = rng.integers(-999, 999, (rows, 8, 8, 3))
+    vals = vals if ints else vals / 100.0
+    text = str(vals.tolist()).replace(" ", "")
+    return ("{" + extra + f'"{key}": ' + fmt.format(text) + "}").encode()
+
+
+@pytest.mark.parametrize("body", [
+    _img_body(1),
+    _img_body(3),
+    _img_body(2, extra='"signature_name": "serving_default", '),
+    _img_body(2, key="inputs"),
+    _img_body(2).replace(b",", b" ,\n ").replace(b"[", b"[ "),
+    _img_body(2).replace(b"0.1", b"1e-1").replace(b"-0.2", b"-2E-1"),
+])
+def test_dense_body_equals_usual_path(body: bytes) -> None:
+    req = jsonfmt.parse_predict(body)
+    assert req.dense is not None  # this body takes the dense path
+    dense, usual = _both(body, IMG)
+    assert dense["x"].dtype == usual["x"].dtype == np.float32
+    assert dense["x"].shape == usual["x"].shape
+    np.testing.assert_array_equal(dense["x"], usual["x"])
+
+
+def test_dense_body_signature_name_after_and_data_on_demand() -> None:
+    body = _img_body(2)[:-1] + b', "signature_name": "sig"}'
+    req = jsonfmt.parse_predict(body)
+    assert (req.signature_name, req.columnar, req.dense is not None) == ("sig", False, True)
+    assert np.array(req.data).shape == (2, 8, 8, 3)  # parsed the usual way when asked for
+
+
+def test_dense_body_int_and_double_signatures() -> None:
+    body = _img_body(2, ints=True)
+    for dtype in (T.DT_INT32, T.DT_INT64, T.DT_DOUBLE):
+        dense, usual = _both(body, {"x": spec("x", dtype, (-1, 8, 8, 3))})
+        assert dense["x"].dtype == usual["x"].dtype
+        np.testing.assert_array_equal(dense["x"], usual["x"])
+
+
+def _ragged_body() -> bytes:
+    """Dense [2,8,8,3]'s value count, but one pixel has 2 values and the next 4."""
+    vals = (np.arange(2 * 8 * 8 * 3).reshape(2, 8, 8, 3) / 4).tolist()
+    vals[0][0][1].append(vals[0][0][0].pop())
+    return b'{"instances": ' + str(vals).replace(" ", "").encode() + b"}"
+
+
+@pytest.mark.parametrize("body,inputs", [
+    (_ragged_body(), IMG),
+    (_img_body(1), {"x": spec("x", T.DT_INT32, (-1, 8, 8, 3))}),  # floats for an int signature
+])
+def test_dense_body_fallbacks_keep_messages(body: bytes, inputs: dict[str, TensorSpec]) -> None:
+    assert jsonfmt.parse_predict(body).dense is not None
+    with pytest.raises(ServingError) as usual:
+        jsonfmt.decode_inputs(jsonfmt.parse_predict(body, dense=False), inputs)
+    assert usual.value.code == Code.INVALID_ARGUMENT
+    bad(body, inputs, usual.value.message)
+
+
+def _first_number(body: bytes, token: bytes) -> bytes:
+    out = re.sub(rb"-?[0-9]+\.[0-9]+", token, body, count=1)
+    assert out != body
+    return out
+
+
+@pytest.mark.parametrize("body", [
+    _first_number(_img_body(1), b"true"),
+    _first_number(_img_body(1), b'"s"'),
+    _first_number(_img_body(1), b"NaN"),
+    _img_body(1)[:-1] + b', "signature_name": "a", "signature_name": "b"}',
+    _img_body(1)[:-1] + b', "other": 1}',
+    b'{"instances": [[1.5, 2.5]]}',  # few lists: orjson's own lists are cheaper
+])
+def test_dense_path_declines(body: bytes) -> None:
+    assert jsonfmt.parse_predict(body).dense is None
+
+
+def test_dense_body_malformed_number_gets_the_parse_error() -> None:
+    body = _first_number(_img_body(1), b"0.1.2")
+    assert jsonfmt.parse_predict(body).dense is not None
+    with pytest.raises(ServingError) as info:
+        decode(body, IMG)
+    assert info.value.message.startswith("JSON Parse error: ")
