@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODELS ?= .cache/models
 PYTEST_ARGS ?=
 
-.PHONY: serve test bench bench-smoke models protos clean
+.PHONY: serve test bench bench-smoke bench-ab models protos clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(PY) -m bench --smoke
+
+bench-ab: $(STAMP)
+	$(PY) -m bench --ab
 
 protos: $(STAMP)
 	$(PY) -m aioserving.protos_build

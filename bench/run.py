@@ -92,6 +92,16 @@ class Settings:
     batching_file: str
     startup_timeout_s: float = 180.0
     no_wrk: bool = False
+    # --ab (bench/ab.py): all servers up at once, interleaved rounds over these (model, c) cells.
+    ab: bool = False
+    rounds: int = 3
+    ab_out: str = ""
+    ab_plan: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """Run-directory kind: smoke, ab or full."""
+        return "smoke" if self.smoke else "ab" if self.ab else "full"
 
 
 def _parse(argv: list[str] | None) -> Settings:
@@ -114,12 +124,42 @@ def _parse(argv: list[str] | None) -> Settings:
                     help="use the aiohttp load generator for REST even if wrk is installed")
     ap.add_argument("--report", metavar="RESULTS_JSON", default="",
                     help="only re-render bench/RESULTS.md from a saved results.json")
+    ap.add_argument("--ab", action="store_true",
+                    help="interleaved A/B (bench/ab.py): every server up at once, --rounds short "
+                         "windows per server and cell in rotating order, medians; writes "
+                         "bench/AB.md")
+    ap.add_argument("--rounds", type=int, default=3, help="--ab: rounds per cell (3)")
+    ap.add_argument("--ab-out", default="",
+                    help="--ab: write the report here instead of bench/AB.md (and the raw "
+                         "windows beside it as .json)")
     a = ap.parse_args(argv)
     if a.report:
         raise _ReportOnly(a.report)
+    if a.ab and a.smoke:
+        ap.error("--ab and --smoke are separate modes")
+    if (a.rounds != 3 or a.ab_out) and not a.ab:
+        ap.error("--rounds and --ab-out only apply with --ab")
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
     def lst(v: str | None, default: str) -> list[str]:
         return [x for x in (v or default).split(",") if x]
+
+    if a.ab:
+        from bench.ab import plan  # the cells the issue compares
+
+        models = lst(a.models, "half_plus_two,mlp,cnn")
+        concs = [int(c) for c in lst(a.concurrency, "")] or None
+        cells = plan(models, concs)
+        return Settings(
+            smoke=False, models=models, concurrency=sorted({c for _, c in cells}),
+            protocols=lst(a.protocols, "rest,grpc"),
+            servers=lst(a.servers,
+                        "aioserving-off,aioserving-tf,aioserving-adaptive,naive,kserve,floor"),
+            duration_s=a.duration or 4.0, warmup_s=a.warmup if a.warmup is not None else 1.0,
+            raw_seconds=a.raw_seconds or 1.0, batch_sizes="8,16,32,64,128",
+            budget_s=a.budget or 18 * 60.0, batching_file=a.batching_parameters, no_wrk=a.no_wrk,
+            ab=True, rounds=a.rounds, ab_out=a.ab_out, ab_plan=cells)
 
     if a.smoke:
         return Settings(
@@ -169,7 +209,7 @@ class Bench:
         # Each run owns a directory (configs, bodies, logs, results), so runs started at the same
         # time (CI smoke next to a full run) never rewrite each other's files.
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.dir = os.path.join(RUNS, f"{stamp}-{'smoke' if s.smoke else 'full'}-{os.getpid()}")
+        self.dir = os.path.join(RUNS, f"{stamp}-{s.kind}-{os.getpid()}")
         self.logs = os.path.join(self.dir, "logs")
         self.loadavg_start = os.getloadavg()
 
@@ -396,6 +436,28 @@ class Bench:
         self.log(msg)
         self.notes.append(msg)
 
+    def measure(self, cell: Cell, spec: ServerSpec, proc: Any, rest: int, grpc: int,
+                prefix: list[str]) -> None:
+        """One load window (warmup + measured) against a running server; fills ``cell``."""
+        m, c, p = cell.model, cell.concurrency, cell.protocol
+        with ResourceSampler(proc.pid) as rss:
+            if p == "rest":
+                res = self._rest_load(prefix, f"http://127.0.0.1:{rest}/v1/models/{m}:predict",
+                                      m, c)
+            else:
+                res = self._grpc_load(spec, prefix, grpc, m, c)
+        cell.rss_peak = rss.peak
+        if res.get("requests") and res.get("window"):
+            a, b = res["window"]
+            cell.server_cpu_us = rss.cpu_cores(a, b) * 1e6 / res["rps"]
+            if res.get("client_cpu_s") is not None:
+                cell.client_cpu_us = res["client_cpu_s"] * 1e6 / res["requests"]
+        for k in ("rps", "p50_ms", "p99_ms", "requests", "errors", "error_samples", "note"):
+            if k in res:
+                setattr(cell, k, res[k])
+        if proc.poll() is not None and not cell.note:
+            cell.note = f"server exited during this cell (rc={proc.returncode})"
+
     def run_server(self, spec: ServerSpec) -> None:
         todo = [(m, c, p) for m in self.s.models for c in self.s.concurrency
                 for p in self.s.protocols if p in spec.protocols]
@@ -440,24 +502,8 @@ class Bench:
                         cell.note = f"server exited (rc={rc}); restart failed: {again.reason[:60]}"
                         continue
                     run.log = again.log
-                with ResourceSampler(proc.pid) as rss:
-                    if p == "rest":
-                        res = self._rest_load(prefix, f"http://127.0.0.1:{rest}/v1/models/{m}:predict",
-                                              m, c)
-                    else:
-                        res = self._grpc_load(spec, prefix, grpc, m, c)
-                cell.rss_peak = rss.peak
-                run.rss_peak = max(run.rss_peak, rss.peak)
-                if res.get("requests") and res.get("window"):
-                    a, b = res["window"]
-                    cell.server_cpu_us = rss.cpu_cores(a, b) * 1e6 / res["rps"]
-                    if res.get("client_cpu_s") is not None:
-                        cell.client_cpu_us = res["client_cpu_s"] * 1e6 / res["requests"]
-                for k in ("rps", "p50_ms", "p99_ms", "requests", "errors", "error_samples", "note"):
-                    if k in res:
-                        setattr(cell, k, res[k])
-                if proc.poll() is not None and not cell.note:
-                    cell.note = f"server exited during this cell (rc={proc.returncode})"
+                self.measure(cell, spec, proc, rest, grpc, prefix)
+                run.rss_peak = max(run.rss_peak, cell.rss_peak)
                 self.log(report.cell_line(cell))
             if proc is not None and proc.poll() is None:
                 time.sleep(0.3 if self.s.smoke else 2.0)
@@ -517,9 +563,9 @@ def _read(path: str) -> str:
 
 
 def _prune_runs(keep: int, current: str) -> None:
-    """Keep the newest ``keep`` run directories of the current kind (smoke runs never push a
-    full run's logs out)."""
-    kind = "-smoke-" if "-smoke-" in os.path.basename(current) else "-full-"
+    """Keep the newest ``keep`` run directories of the current kind (smoke or A/B runs never push
+    a full run's logs out)."""
+    kind = "-" + os.path.basename(current).split("-")[2] + "-"  # <date>-<time>-<kind>-<pid>
     try:
         names = sorted(n for n in os.listdir(RUNS) if kind in n)
     except FileNotFoundError:
@@ -574,15 +620,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, _on_sigterm)
     bench = Bench(settings)
+    runner: Any = bench
+    if settings.ab:
+        from bench.ab import ABRun
+
+        runner = ABRun(bench)
     try:
-        return bench.run()
+        return runner.run()  # type: ignore[no-any-return]
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and not isinstance(e.code, int):
             print(e.code, file=sys.stderr)  # a fatal set-up error, e.g. models failed to build
             return 1
         print("interrupted; all bench processes stopped", file=sys.stderr, flush=True)
         if bench.manifest:
-            bench.finish(interrupted=True)
+            runner.finish(interrupted=True)
         return 130
     except subprocess.SubprocessError as e:
         print(f"bench failed: {e}", file=sys.stderr)
