@@ -18,8 +18,6 @@ from .errors import Code, ServingError
 QUEUE_FULL = "The batch scheduling queue to which this task was submitted is full"
 QUEUE_CLOSED = "The batch scheduling queue to which this task was submitted is closed"
 DEADLINE = "Deadline exceeded"
-#: Adaptive mode overlaps batches of a queue whose batches take at least this long.
-OVERLAP_RUN_S = 0.002
 
 
 def fail(fut: asyncio.Future[Any], code: Code, message: str) -> None:
@@ -51,7 +49,7 @@ class Batch:
 
 
 class Queue:
-    __slots__ = ("key", "params", "run", "batches", "running", "pending", "closed", "idle", "run_time")
+    __slots__ = ("key", "params", "run", "batches", "running", "pending", "closed", "idle")
 
     def __init__(self, key: Hashable, params: BatchingParameters, run: RunFn) -> None:
         self.key = key
@@ -62,7 +60,6 @@ class Queue:
         self.pending = 0  # items enqueued, not yet taken
         self.closed = False
         self.idle: asyncio.Event | None = None  # set when closed and nothing runs
-        self.run_time = 0.0  # moving average of a batch's wall time here (adaptive mode)
 
     # -- enqueue -------------------------------------------------------------
     def add(self, item: Item, sig: tuple[Any, ...], limit: int) -> None:
@@ -92,10 +89,7 @@ class Queue:
                 return None
             full = open_.rows >= params.execution_batch_size
             if params.adaptive:
-                # One batch at a time lets the next one grow, unless batches here run long
-                # enough that overlapping two (TF shares its threads) beats a bigger batch.
-                runnable = self.running == 0 or (
-                    (full or self.run_time >= OVERLAP_RUN_S) and self.running < params.num_batch_threads)
+                runnable = self.running == 0 or (full and self.running < params.num_batch_threads)
             else:
                 runnable = self.running < params.num_batch_threads and (
                     full or self.closed or now >= open_.start + params.batch_timeout_micros * 1e-6

@@ -342,23 +342,19 @@ class BatchScheduler:
         self._running.add(cfut)
         # Straight from the worker thread to _on_done: one loop hop, as with a plain
         # run_in_executor (whose asyncio future would add a second hop here).
-        cfut.add_done_callback(functools.partial(self._done_threadsafe, queue, live, now))
+        cfut.add_done_callback(functools.partial(self._done_threadsafe, queue, live))
         return True
 
-    def _done_threadsafe(self, queue: Queue, items: list[Item], started: float,
-                         cfut: concurrent.futures.Future[list[Arrays]]) -> None:
+    def _done_threadsafe(self, queue: Queue, items: list[Item], cfut: concurrent.futures.Future[list[Arrays]]) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._on_done, queue, items, started, cfut)
+            self._loop.call_soon_threadsafe(self._on_done, queue, items, cfut)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
-    def _on_done(self, queue: Queue, items: list[Item], started: float,
-                 cfut: concurrent.futures.Future[list[Arrays]]) -> None:
+    def _on_done(self, queue: Queue, items: list[Item], cfut: concurrent.futures.Future[list[Arrays]]) -> None:
         self._running.discard(cfut)
         self._free += 1
         queue.running -= 1
-        took = self._loop.time() - started
-        queue.run_time = took if not queue.run_time else queue.run_time + 0.2 * (took - queue.run_time)
         if cfut.cancelled():
             for item in items:
                 fail(item.future, Code.CANCELLED, "Batch cancelled")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import time
 from typing import Any, AsyncIterator, Callable
 
 import numpy as np
@@ -553,28 +552,6 @@ async def test_adaptive_idle_queue_launches_inside_submit(make):
     gate.set()
     assert_same(await first, expected(rows(1)))
     assert_same(await second, expected(rows(2)))
-
-
-async def test_adaptive_overlaps_batches_only_for_a_slow_model(make):
-    """Batches of a queue that run ≥ 2 ms may overlap (up to num_batch_threads); fast ones
-    wait for the running batch so that the next one grows (the test below)."""
-    s = make(num_batch_threads=2)
-    run = FakeRun()
-    p = BatchingParameters(max_batch_size=64, adaptive=True, num_batch_threads=2)
-
-    def slow(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        time.sleep(0.005)
-        return run(inputs)
-
-    assert_same(await s.submit(KEY, p, slow, rows(0)), expected(rows(0)))  # this queue is slow
-    first = await occupy(s, p, run)
-    run.started.clear()
-    tasks = [asyncio.create_task(s.submit(KEY, p, run, rows(i))) for i in (1, 2, 3)]
-    await asyncio.wait_for(run.started.wait(), 5)  # a second batch started beside the held one
-    assert run.sizes == [1, 1, 3]
-    await release(run, first)
-    for i, got in zip((1, 2, 3), await asyncio.gather(*tasks)):
-        assert_same(got, expected(rows(i)))
 
 
 async def test_adaptive_batches_what_accumulates_while_running(make):
