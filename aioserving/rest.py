@@ -7,6 +7,7 @@ to the core.  Its wrapper is the single place where REST maps errors to HTTP.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -208,7 +209,10 @@ class RestApi:
 
     async def _predict(self, spec: Spec, body: bytes, deadline: float | None,
                        rec: RequestRecord) -> web.Response:
-        req = await self._offload(len(body), jsonfmt.parse_predict, body)
+        # Large bodies are parsed whole in the executor; the dense path is for the others, as it
+        # decodes inside the core (on the loop), once the signature is known.
+        small = len(body) <= _OFFLOAD_BYTES
+        req = await self._offload(len(body), functools.partial(jsonfmt.parse_predict, body, dense=small))
         spec = Spec(spec.name, spec.version, spec.label, req.signature_name)
         result = await self.core.predict(spec, lambda sig: jsonfmt.decode_inputs(req, sig.inputs),
                                          deadline=deadline)

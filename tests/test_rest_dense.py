@@ -52,3 +52,13 @@ async def test_dense_body_errors_are_tf_serving_s(srv: Running) -> None:
     assert status == 400 and doc["error"].startswith("JSON Parse error: ")
     status, doc, _ = await srv.post("/v1/models/keras:predict", {"instances": X[:3].tolist()})
     assert status == 200 and len(doc["predictions"]) == 3  # and the server keeps serving
+
+
+async def test_large_dense_body_equals_grpc(srv: Running) -> None:
+    """Bodies over 256 KiB go the usual way (parsed whole in the executor): same answer as gRPC."""
+    x = np.tile(X, (100, 1))  # 10,000 instances, ~380 KB of JSON
+    body = json.dumps({"instances": x.tolist()}).encode()
+    assert len(body) > 256 * 1024 and jsonfmt.parse_predict(body).dense is not None
+    status, doc, _ = await srv.post("/v1/models/keras:predict", data=body)
+    assert status == 200
+    np.testing.assert_array_equal(np.array(doc["predictions"], np.float32), await _grpc(srv, x))
