@@ -104,3 +104,33 @@ def write_config(path: Path, models: dict[str, Path], extra: str = "") -> Path:
         parts.append(f'  config {{\n    name: "{name}"\n    base_path: "{base}"\n    model_platform: "tensorflow"\n{extra}  }}\n')
     path.write_text("model_config_list {\n" + "".join(parts) + "}\n")
     return path
+
+
+def run_bench(args: list[str], timeout_s: float) -> str:
+    """Run ``python -m bench ARGS`` from the repository root; its output, after asserting rc 0.
+
+    Past ``timeout_s`` the bench gets SIGTERM (it stops every process it started) and the
+    test fails with the end of its output.
+    """
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=root,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        pytest.fail(f"bench {' '.join(args)} did not finish in {timeout_s:.0f} s:\n{out[-4000:]}")
+    assert proc.returncode == 0, f"bench {' '.join(args)} failed (rc={proc.returncode}):\n{out[-6000:]}"
+    return out

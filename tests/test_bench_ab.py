@@ -7,14 +7,12 @@ rotated between rounds.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import run_bench
+
 SERVERS = ("aioserving-off", "aioserving-adaptive", "floor")
 CELLS = (("half_plus_two", 4, "rest"), ("half_plus_two", 4, "grpc"))
 ROUNDS = 2
@@ -24,23 +22,11 @@ ROUNDS = 2
 @pytest.mark.timeout(200)
 def test_bench_ab_interleaved(tmp_path: Path) -> None:
     out_md = tmp_path / "AB.md"
-    argv = [sys.executable, "-m", "bench", "--ab", "--models", "half_plus_two",
+    args = ["--ab", "--models", "half_plus_two",
             "--servers", ",".join(SERVERS), "--concurrency", "4", "--rounds", str(ROUNDS),
             "--duration", "0.5", "--warmup", "0.2", "--raw-seconds", "0.2", "--budget", "150",
             "--ab-out", str(out_md)]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=170)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # SIGTERM: the bench stops every process it started
-        try:
-            out, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        pytest.fail(f"bench --ab did not finish in 170 s:\n{out[-4000:]}")
-    assert proc.returncode == 0, f"bench --ab failed (rc={proc.returncode}):\n{out[-6000:]}"
+    run_bench(args, timeout_s=170)
 
     # The markdown report: a row per (server, cell) with every window measured and no errors.
     md = out_md.read_text()
