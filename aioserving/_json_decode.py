@@ -365,7 +365,7 @@ def _skeleton(shape: list[int]) -> bytes:
     return s
 
 
-def decode_dense(text: bytes, columnar: bool, inputs: Mapping[str, TensorSpec]) -> dict[str, np.ndarray] | None:
+def decode_dense(text: bytes, inputs: Mapping[str, TensorSpec]) -> dict[str, np.ndarray] | None:
     """The one input's array from a :func:`match_dense` array, or None to take the usual path."""
     if len(inputs) != 1:
         return None

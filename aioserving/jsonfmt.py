@@ -151,7 +151,7 @@ def decode_inputs(req: PredictJson, inputs: Mapping[str, TensorSpec]) -> dict[st
     if not inputs:
         raise ServingError.invalid_argument(
             f"Failed to get input map for signature: {req.signature_name or 'DEFAULT'}")
-    if req.dense is not None and (out := decode_dense(req.dense, req.columnar, inputs)) is not None:
+    if req.dense is not None and (out := decode_dense(req.dense, inputs)) is not None:
         return out
     maybe_bools = bool_literals(req.raw) if req.raw else True
     if not req.columnar:
