@@ -26,24 +26,27 @@ def fail(fut: asyncio.Future[Any], code: Code, message: str) -> None:
 
 
 class Item:
-    __slots__ = ("inputs", "rows", "future", "enqueued", "deadline")
+    __slots__ = ("inputs", "rows", "future", "enqueued", "deadline", "nbytes")
 
     def __init__(
-        self, inputs: Arrays, rows: int, future: asyncio.Future[Arrays], enqueued: float, deadline: float | None
+        self, inputs: Arrays, rows: int, future: asyncio.Future[Arrays], enqueued: float, deadline: float | None,
+        nbytes: int = 0,
     ) -> None:
         self.inputs = inputs
         self.rows = rows
+        self.nbytes = nbytes  # input bytes, counted only under a max_batch_bytes limit
         self.future = future
         self.enqueued = enqueued
         self.deadline = deadline
 
 
 class Batch:
-    __slots__ = ("items", "rows", "sig", "start")
+    __slots__ = ("items", "rows", "sig", "start", "nbytes")
 
     def __init__(self) -> None:
         self.items: list[Item] = []
         self.rows = 0
+        self.nbytes = 0
         self.sig: tuple[Any, ...] | None = None
         self.start = 0.0  # loop.time() of the first item added
 
@@ -64,7 +67,7 @@ class Queue:
     # -- enqueue -------------------------------------------------------------
     def add(self, item: Item, sig: tuple[Any, ...], limit: int) -> None:
         open_ = self.batches[-1]
-        if open_.items and (open_.rows + item.rows > limit or open_.sig != sig):
+        if open_.items and not joins(open_, item.rows, item.nbytes, sig, limit, self.params.max_batch_bytes):
             open_ = Batch()
             self.batches.append(open_)
         if not open_.items:
@@ -72,6 +75,7 @@ class Queue:
             open_.sig = sig
         open_.items.append(item)
         open_.rows += item.rows
+        open_.nbytes += item.nbytes
         self.pending += 1
 
     # -- dequeue -------------------------------------------------------------
@@ -87,7 +91,8 @@ class Queue:
             open_ = batches[0]
             if not open_.items:
                 return None
-            full = open_.rows >= params.execution_batch_size
+            full = open_.rows >= params.execution_batch_size or (
+                params.max_batch_bytes > 0 and open_.nbytes >= params.max_batch_bytes)
             if params.adaptive:
                 runnable = self.running == 0 or (full and self.running < params.num_batch_threads)
             else:
@@ -117,6 +122,12 @@ class Queue:
         self.batches = deque([Batch()])
         self.pending = 0
 
+
+
+def joins(batch: Batch, rows: int, nbytes: int, sig: tuple[Any, ...], limit: int, max_bytes: int) -> bool:
+    """Whether a task of ``rows`` / ``nbytes`` may join the non-empty open ``batch``."""
+    return (batch.rows + rows <= limit and batch.sig == sig
+            and (max_bytes <= 0 or batch.nbytes + nbytes <= max_bytes))
 
 
 def fail_all(items: list[Item], code: Code, message: str) -> None:

@@ -92,7 +92,8 @@ class Server:
                 # No parameters file: the adaptive window (no tuning needed); "fixed"
                 # keeps TF Serving's defaults.
                 batching = (BatchingParameters() if config.batching_mode == "fixed"
-                            else BatchingParameters(max_batch_size=256, max_enqueued_batches=1000, adaptive=True))
+                            else BatchingParameters(max_batch_size=256, max_enqueued_batches=1000, adaptive=True,
+                                                    max_batch_bytes=1 << 20))
             self.scheduler = BatchScheduler(self.infer_executor)
         self.manager = ModelManager(
             self.load_executor,

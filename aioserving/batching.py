@@ -61,6 +61,7 @@ from ._batch_queue import (
     Queue,
     fail,
     fail_all,
+    joins,
     rows_of,
     signature_of,
     split_sizes,
@@ -150,13 +151,14 @@ class BatchScheduler:
         sig = signature_of(inputs, params.pad_variable_length_inputs)
         limit = params.execution_batch_size
         open_ = queue.batches[-1]
-        fits = rows <= limit and (not open_.items or (open_.rows + rows <= limit and open_.sig == sig))
+        nbytes = sum(a.nbytes for a in inputs.values()) if params.max_batch_bytes > 0 else 0
+        fits = rows <= limit and (not open_.items or joins(open_, rows, nbytes, sig, limit, params.max_batch_bytes))
 
         if fits or not params.enable_large_batch_splitting:
             if not fits and len(queue.batches) >= params.max_enqueued_batches:
                 raise ServingError(Code.UNAVAILABLE, QUEUE_FULL)
             fut: asyncio.Future[Arrays] = loop.create_future()
-            item = Item(inputs, rows, fut, now, deadline)
+            item = Item(inputs, rows, fut, now, deadline, nbytes)
             idle = params.adaptive and queue.running == 0 and queue.pending == 0
             queue.add(item, sig, limit)
             if idle and self._free > 0 and not self._pump_scheduled:

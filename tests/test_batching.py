@@ -554,6 +554,21 @@ async def test_adaptive_idle_queue_launches_inside_submit(make):
     assert_same(await second, expected(rows(2)))
 
 
+async def test_adaptive_batch_closes_at_max_batch_bytes(make):
+    """Under a byte limit a batch also closes when the next task's inputs would pass it."""
+    s = make()
+    run = FakeRun()
+    p = BatchingParameters(max_batch_size=64, adaptive=True, num_batch_threads=1, max_batch_bytes=3 * 8)
+    first = await occupy(s, p, run)
+    tasks = [asyncio.create_task(s.submit(KEY, p, run, rows(i))) for i in range(5)]  # 8 bytes each
+    await settle(s, KEY, 5)
+    await release(run, first)
+    got = await asyncio.gather(*tasks)
+    assert run.sizes == [1, 3, 2]
+    for i, g in enumerate(got):
+        assert_same(g, expected(rows(i)))
+
+
 async def test_adaptive_batches_what_accumulates_while_running(make):
     s = make(num_batch_threads=2)
     run = FakeRun()
