@@ -71,7 +71,13 @@ async def test_rest_and_grpc_lines_json(model_root: Path, tmp_path: Path) -> Non
     lines = [json.loads(ln) for ln in handler.lines]
     assert len(lines) == 4
     assert all(set(ln) == FIELDS for ln in lines)
-    rest, grpc_ok, grpc_bad, status = lines
+    # By content, not position: a failed gRPC call's line is written after the client already
+    # has its status, so it may land after the next request's line.
+    by = {(ln["transport"], ln["api"], ln["code"]): ln for ln in lines}
+    rest = by["REST", "Predict", "OK"]
+    grpc_ok = by["GRPC", "Predict", "OK"]
+    grpc_bad = by["GRPC", "Predict", "NOT_FOUND"]
+    status = by["REST", "GetModelStatus", "OK"]
     assert {k: rest[k] for k in ("transport", "model", "version", "signature", "api", "code", "http_status",
                                  "batch_size", "bytes_in", "bytes_out", "request_id")} == {
         "transport": "REST", "model": "half_plus_two", "version": 2, "signature": "serving_default",
