@@ -88,19 +88,57 @@ def _tf_error_to_serving(exc: BaseException) -> ServingError:
     return ServingError(Code.INTERNAL, f"{type(exc).__name__} while running the model")
 
 
-def _flat_call(fn: Any) -> tuple[Any, list[str], Any] | None:
-    """The concrete function's flat entry point (about 25% less overhead per call).
+def _flat_call(fn: Any) -> Any | None:
+    """A fast entry point ``call(input_tensors) -> {output key: tensor}``, or None.
 
-    ``_call_flat`` is private TF API; when it is missing or the signature takes
-    positional arguments, we fall back to the public keyword call.
+    Inputs are validated (names, dtypes, shapes) by the core before they get here, so the
+    concrete function's structured-argument checks are skipped. Preferred: execute the
+    signature's function by name the way TF's eager context does (``quick_execute``), which
+    holds the GIL ~40 µs less per call than ``ConcreteFunction._call_flat`` (measured with
+    half_plus_two and the mlp); both are private TF API, so when either is missing, an output
+    is not a plain tensor, or the signature takes positional arguments, this falls back to
+    ``_call_flat`` and then (None) to the public keyword call.
     """
     try:
         names = list(fn._arg_keywords)
         if fn._num_positional_args != 0 and len(names) != fn._num_positional_args:
             return None
-        return fn._call_flat, names, fn.captured_inputs
+        captured = list(fn.captured_inputs)
+        call_flat = fn._call_flat
     except AttributeError:
         return None
+
+    def via_call_flat(args: list[Any]) -> Any:
+        return call_flat(args, captured)
+
+    try:
+        import itertools
+
+        from tensorflow.python.eager import context, execute
+        from tensorflow.python.util import nest
+
+        atomic = fn._inference_function
+        n_out = len(atomic.function_type.flat_outputs)
+        if len(atomic.cached_definition.signature.input_arg) != len(names) + len(captured):
+            return via_call_flat
+        index = nest.pack_sequence_as(fn.structured_outputs, list(range(n_out)), expand_composites=True)
+        if not isinstance(index, dict) or sorted(index.values()) != list(range(n_out)) or any(
+            out.dtype._handle_data for out in atomic.function_type.flat_outputs
+        ):
+            return via_call_flat
+        ctx = context.context()
+        fname = atomic.name.decode()
+        attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
+        quick = execute.quick_execute
+        pairs = tuple(index.items())
+    except Exception:  # noqa: BLE001 - any TF-internal change: use the slower documented-ish path
+        return via_call_flat
+
+    def direct(args: list[Any]) -> dict[str, Any]:
+        outs = quick(fname, n_out, args + captured, attrs, ctx)
+        return {key: outs[i] for key, i in pairs}
+
+    return direct
 
 
 class SavedModelServable(Servable):
@@ -117,6 +155,7 @@ class SavedModelServable(Servable):
         self._loaded = tf.saved_model.load(path, tags=list(tags))
         self._fns: dict[str, Any] = {}
         self._flat: dict[str, Any] = {}
+        self._names: dict[str, list[str]] = {}
         sigs: dict[str, SignatureInfo] = {}
         for key, sig in self.signature_defs.items():
             if key == INIT_OP_KEY:
@@ -126,6 +165,7 @@ class SavedModelServable(Servable):
                 continue
             self._fns[key] = fn
             self._flat[key] = _flat_call(fn)
+            self._names[key] = list(getattr(fn, "_arg_keywords", ()))
             sigs[key] = signature_from_proto(key, sig)
         self.signatures = sigs
         self._tf = tf
@@ -138,9 +178,8 @@ class SavedModelServable(Servable):
             if flat is not None:
                 # Inputs were validated (names, dtypes, shapes) by the core, so the
                 # function's own structured-argument checks can be skipped.
-                call, names, captured = flat
                 convert = self._tf.convert_to_tensor
-                result = call([convert(inputs[n]) for n in names], captured)
+                result = flat([convert(inputs[n]) for n in self._names[signature_key]])
             else:
                 result = self._fns[signature_key](**inputs)
         except BaseException as exc:  # noqa: BLE001 - mapped to a status for the client
