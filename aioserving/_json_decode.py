@@ -187,15 +187,21 @@ def _to_array(values: list[Any], shape: list[int], spec: TensorSpec) -> np.ndarr
 # ----------------------------------------------------------------- fast path
 
 
-def _fast(val: Any, spec: TensorSpec, maybe_bools: bool) -> np.ndarray | None:
-    """np.array(val) typed for ``spec`` when provably identical to the exact path."""
+def _fast(val: Any, spec: TensorSpec, maybe_bools: bool, numbers_only: bool = False) -> np.ndarray | None:
+    """np.array(val) typed for ``spec`` when provably identical to the exact path.
+
+    ``numbers_only``: ``val`` is known to be a flat list of JSON numbers (no null, which
+    ``np.array(..., float64)`` would turn into NaN); a float signature's values then go
+    straight to float64, skipping numpy's type inference (~25 % of the conversion). Every
+    check below still applies: an int past 2**24 / 2**53 is still a large value.
+    """
     dtype = spec.dtype
     if dtype not in _FAST_TYPES:
         return None
     if maybe_bools and dtype != types_pb2.DT_BOOL:
         return None
     try:
-        arr = np.array(val)
+        arr = np.array(val, dtype=np.float64) if numbers_only and dtype in _FLOATS else np.array(val)
     except (ValueError, TypeError, OverflowError):
         return None
     kind = arr.dtype.kind
@@ -334,28 +340,41 @@ def decode_instances(instances: list[Any], inputs: Mapping[str, TensorSpec],
 # results and error messages are those of the paths above.
 
 _SIG = rb'"signature_name"\s*:\s*"([^"\\]*)"\s*'
-_DENSE_BODY = re.compile(
-    rb'\s*\{\s*(?:' + _SIG + rb',\s*)?"(instances|inputs)"\s*:\s*(\[[0-9eE.,+\-\[\] \t\r\n]*\])\s*'
-    rb'(?:,\s*' + _SIG + rb')?\}\s*', re.S)
+_DENSE_HEAD = re.compile(rb'\s*\{\s*(?:' + _SIG + rb',\s*)?"(instances|inputs)"\s*:\s*(?=\[)')
+_DENSE_TAIL = re.compile(rb'(?<=\])\s*(?:,\s*' + _SIG + rb')?\}\s*\Z')
+_DENSE_TAIL_WINDOW = 1024  # the tail is looked for in the body's last bytes only
 _DENSE_MIN_LISTS = 64
 _NUMBER_BYTES = b"0123456789eE.+- \t\r\n"
+_ARRAY_BYTES = _NUMBER_BYTES + b"[],"
 _BRACKETS_TO_SPACE = bytes.maketrans(b"[]", b"  ")
 
 
 def match_dense(body: bytes) -> tuple[str, bool, bytes] | None:
     """``(signature_name, columnar, array bytes)`` when ``body`` looks like one dense numeric array
-    of many rows (with few inner lists orjson's own lists cost less than these checks)."""
+    of many rows (with few inner lists orjson's own lists cost less than these checks).
+
+    The head (``{"instances":`` with an optional signature name) and the tail are matched by
+    regular expressions at the body's two ends, and the array between them by one ``translate``
+    that deletes every byte a numeric array may hold (a third of a regex scan's time).
+    """
     if body.count(b"[") < _DENSE_MIN_LISTS:
         return None
-    m = _DENSE_BODY.fullmatch(body)
-    if m is None or (m.group(1) is not None and m.group(4) is not None):
+    head = _DENSE_HEAD.match(body)
+    if head is None:
+        return None
+    end = len(body.rstrip())
+    tail = _DENSE_TAIL.search(body, max(head.end() + 1, end - _DENSE_TAIL_WINDOW))
+    if tail is None or (head.group(1) is not None and tail.group(1) is not None):
         return None  # not that shape, or signature_name given twice: the full parser decides
-    sig = m.group(1) if m.group(1) is not None else m.group(4) or b""
+    array = body[head.end():tail.start()]
+    if array.translate(None, _ARRAY_BYTES):
+        return None
+    sig = head.group(1) if head.group(1) is not None else tail.group(1) or b""
     try:
         name = sig.decode()
     except UnicodeDecodeError:
         return None
-    return name, m.group(2) == b"inputs", m.group(3)
+    return name, head.group(2) == b"inputs", array
 
 
 def _skeleton(shape: list[int]) -> bytes:
@@ -387,5 +406,5 @@ def decode_dense(text: bytes, inputs: Mapping[str, TensorSpec]) -> dict[str, np.
     shape = [len(flat) // row, *dims[1:]]
     if text.translate(None, _NUMBER_BYTES) != _skeleton(shape):
         return None
-    arr = _fast(flat, spec, False)
+    arr = _fast(flat, spec, False, numbers_only=True)
     return None if arr is None else {name: arr.reshape(shape)}

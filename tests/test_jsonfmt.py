@@ -798,6 +798,19 @@ def test_dense_body_equals_usual_path(body: bytes) -> None:
     np.testing.assert_array_equal(dense["x"], usual["x"])
 
 
+@pytest.mark.parametrize("tail,sig", [
+    (b', "signature_name": "s]}"}', "s]}"),
+    (b' ,\n "signature_name" : "sig"  }\n\n', "sig"),
+    (b"}" + b" " * 1500, ""),  # trailing whitespace does not count against the tail window
+])
+def test_dense_body_tails(tail: bytes, sig: str) -> None:
+    body = _img_body(2)[:-1] + tail
+    req = jsonfmt.parse_predict(body)
+    assert req.dense is not None and req.signature_name == sig
+    dense, usual = _both(body, IMG)
+    np.testing.assert_array_equal(dense["x"], usual["x"])
+
+
 def test_dense_body_signature_name_after_and_data_on_demand() -> None:
     body = _img_body(2)[:-1] + b', "signature_name": "sig"}'
     req = jsonfmt.parse_predict(body)
@@ -813,6 +826,12 @@ def test_dense_body_int_and_double_signatures() -> None:
         np.testing.assert_array_equal(dense["x"], usual["x"])
 
 
+def _first_number(body: bytes, token: bytes) -> bytes:
+    out = re.sub(rb"-?[0-9]+\.[0-9]+", token, body, count=1)
+    assert out != body
+    return out
+
+
 def _ragged_body() -> bytes:
     """Dense [2,8,8,3]'s value count, but one pixel has 2 values and the next 4."""
     vals = (np.arange(2 * 8 * 8 * 3).reshape(2, 8, 8, 3) / 4).tolist()
@@ -823,6 +842,7 @@ def _ragged_body() -> bytes:
 @pytest.mark.parametrize("body,inputs", [
     (_ragged_body(), IMG),
     (_img_body(1), {"x": spec("x", T.DT_INT32, (-1, 8, 8, 3))}),  # floats for an int signature
+    (_first_number(_img_body(1), b"16777217"), IMG),  # an int a float cannot hold exactly
 ])
 def test_dense_body_fallbacks_keep_messages(body: bytes, inputs: dict[str, TensorSpec]) -> None:
     assert jsonfmt.parse_predict(body).dense is not None
@@ -832,12 +852,6 @@ def test_dense_body_fallbacks_keep_messages(body: bytes, inputs: dict[str, Tenso
     bad(body, inputs, usual.value.message)
 
 
-def _first_number(body: bytes, token: bytes) -> bytes:
-    out = re.sub(rb"-?[0-9]+\.[0-9]+", token, body, count=1)
-    assert out != body
-    return out
-
-
 @pytest.mark.parametrize("body", [
     _first_number(_img_body(1), b"true"),
     _first_number(_img_body(1), b'"s"'),
@@ -845,9 +859,26 @@ def _first_number(body: bytes, token: bytes) -> bytes:
     _img_body(1)[:-1] + b', "signature_name": "a", "signature_name": "b"}',
     _img_body(1)[:-1] + b', "other": 1}',
     b'{"instances": [[1.5, 2.5]]}',  # few lists: orjson's own lists are cheaper
+    _img_body(1)[:-1] + b', "signature_name": "a"' + b" " * 2000 + b"}",  # tail past the window
 ])
 def test_dense_path_declines(body: bytes) -> None:
     assert jsonfmt.parse_predict(body).dense is None
+
+
+@pytest.mark.parametrize("body", [
+    _img_body(1) + b"}",
+    _img_body(1)[:-1],
+    b"[" + _img_body(1) + b"]",
+    _img_body(1)[:-2] + b"}",  # the array's last bracket missing
+    _img_body(1).replace(b"]]]]", b"]]]]]", 1),
+    _img_body(1).replace(b"[[[[", b"[[[[{", 1),
+    _img_body(1).replace(b",", b",,", 1),
+])
+def test_dense_body_invalid_gets_the_usual_error(body: bytes) -> None:
+    with pytest.raises(ServingError) as usual:
+        jsonfmt.parse_predict(body, dense=False)
+    assert usual.value.message.startswith(("JSON Parse error: ", "JSON Value: [\n    {"))
+    bad(body, IMG, usual.value.message)
 
 
 def test_dense_body_malformed_number_gets_the_parse_error() -> None:
