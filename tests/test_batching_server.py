@@ -148,3 +148,49 @@ async def test_unbatchable_signature_and_mixed_shapes(model_root: Path, mlp_root
                                                  "0th-dimension size"})
     finally:
         await srv.close()
+
+
+ROW_FLOATS = 16384  # one row = 64 KiB of float32: 16 rows fill the adaptive default's 1 MiB
+
+
+@pytest.fixture(scope="module")
+def wide_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Row sums of x [-1, 16384] after a 0.2 s sleep op, so requests queue while a batch runs."""
+    root = tmp_path_factory.mktemp("wide")
+
+    class Wide(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, ROW_FLOATS], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            with tf.control_dependencies([models._sleep_op(0.2)]):
+                return {"y": tf.reduce_sum(x, axis=1)}
+
+    m = Wide()
+    tf.saved_model.save(m, str(root / "wide" / "1"), signatures={"serving_default": m.serve})
+    return root
+
+
+async def test_adaptive_default_closes_batches_at_1_mib(wide_root: Path) -> None:
+    from aioserving import ServerConfig
+
+    srv = await start_server(ServerConfig(model_name="wide", model_base_path=str(wide_root / "wide"),
+                                          enable_batching=True))
+    log = BatchLog()
+    srv.server.scheduler.observer = log
+    try:
+        xs = np.random.default_rng(1).integers(-8, 8, size=(40, 1, ROW_FLOATS)).astype(np.float32)
+
+        async def call(i: int) -> float:
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = "wide"
+            req.inputs["x"].CopyFrom(tf.make_tensor_proto(xs[i]))
+            resp = await srv.predict_stub.Predict(req, timeout=60)
+            return float(tf.make_ndarray(resp.outputs["y"])[0])
+
+        sums = await asyncio.gather(*(call(i) for i in range(40)))
+        assert sums == [float(x.sum()) for x in xs]  # small integers: exact in float32
+        rows = [b[0] for b in log.batches]
+        assert sum(rows) == 40
+        # 40 requests of 64 KiB: without the byte cap the second batch would take all 39 waiting.
+        assert max(rows) == 16, log.batches
+    finally:
+        await srv.close()
