@@ -88,8 +88,9 @@ def _tf_error_to_serving(exc: BaseException) -> ServingError:
     return ServingError(Code.INTERNAL, f"{type(exc).__name__} while running the model")
 
 
-def _flat_call(fn: Any) -> Any | None:
-    """A fast entry point ``call(input_tensors) -> {output key: tensor}``, or None.
+def _flat_call(fn: Any) -> tuple[Any, list[str]] | None:
+    """A fast entry point ``(call(input_tensors) -> {output key: tensor}, input names in call order)``,
+    or None.
 
     Inputs are validated (names, dtypes, shapes) by the core before they get here, so the
     concrete function's structured-argument checks are skipped. Preferred: execute the
@@ -120,25 +121,25 @@ def _flat_call(fn: Any) -> Any | None:
         atomic = fn._inference_function
         n_out = len(atomic.function_type.flat_outputs)
         if len(atomic.cached_definition.signature.input_arg) != len(names) + len(captured):
-            return via_call_flat
+            return via_call_flat, names
         index = nest.pack_sequence_as(fn.structured_outputs, list(range(n_out)), expand_composites=True)
         if not isinstance(index, dict) or sorted(index.values()) != list(range(n_out)) or any(
             out.dtype._handle_data for out in atomic.function_type.flat_outputs
         ):
-            return via_call_flat
+            return via_call_flat, names
         ctx = context.context()
         fname = atomic.name.decode()
         attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
         quick = execute.quick_execute
         pairs = tuple(index.items())
-    except Exception:  # noqa: BLE001 - any TF-internal change: use the slower documented-ish path
-        return via_call_flat
+    except Exception:  # noqa: BLE001 - any change in TF's internals: take the _call_flat path
+        return via_call_flat, names
 
     def direct(args: list[Any]) -> dict[str, Any]:
         outs = quick(fname, n_out, args + captured, attrs, ctx)
         return {key: outs[i] for key, i in pairs}
 
-    return direct
+    return direct, names
 
 
 class SavedModelServable(Servable):
@@ -155,7 +156,6 @@ class SavedModelServable(Servable):
         self._loaded = tf.saved_model.load(path, tags=list(tags))
         self._fns: dict[str, Any] = {}
         self._flat: dict[str, Any] = {}
-        self._names: dict[str, list[str]] = {}
         sigs: dict[str, SignatureInfo] = {}
         for key, sig in self.signature_defs.items():
             if key == INIT_OP_KEY:
@@ -165,7 +165,6 @@ class SavedModelServable(Servable):
                 continue
             self._fns[key] = fn
             self._flat[key] = _flat_call(fn)
-            self._names[key] = list(getattr(fn, "_arg_keywords", ()))
             sigs[key] = signature_from_proto(key, sig)
         self.signatures = sigs
         self._tf = tf
@@ -178,8 +177,9 @@ class SavedModelServable(Servable):
             if flat is not None:
                 # Inputs were validated (names, dtypes, shapes) by the core, so the
                 # function's own structured-argument checks can be skipped.
+                call, names = flat
                 convert = self._tf.convert_to_tensor
-                result = flat([convert(inputs[n]) for n in self._names[signature_key]])
+                result = call([convert(inputs[n]) for n in names])
             else:
                 result = self._fns[signature_key](**inputs)
         except BaseException as exc:  # noqa: BLE001 - mapped to a status for the client

@@ -45,7 +45,7 @@ def test_fast_paths_equal_public_call(model_root: Path, model: str, key: str, gi
     try:
         flat = servable._flat[key]
         # Every model built by the fixtures takes the direct-execute path.
-        assert flat is not None and flat.__name__ == "direct"
+        assert flat is not None and flat[0].__name__ == "direct"
         inputs = given
         keys = sorted(servable.signatures[key].outputs)
         want = _public(servable, key, inputs)
@@ -71,7 +71,7 @@ def test_call_flat_fallback_equal(model_root: Path, monkeypatch: pytest.MonkeyPa
     servable = SavedModelServable("tf2", 1, str(model_root / "tf2" / "1"))
     try:
         flat = servable._flat["serving_default"]
-        assert flat.__name__ == "via_call_flat"
+        assert flat is not None and flat[0].__name__ == "via_call_flat"
         got = servable.run("serving_default", {"x": np.array([1.5, 2.0], np.float32)}, ["y", "z"])
         np.testing.assert_array_equal(got["y"], np.array([3.0, 4.0], np.float32))
         np.testing.assert_array_equal(got["z"], np.array([2.5, 3.0], np.float32))
