@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
+import threading
 from typing import Any, Mapping
 
 import numpy as np
 import orjson
+import simdjson
 from tensorflow.core.framework import types_pb2
 
 from ._json_text import text_bytes, type_string, value_to_string
@@ -187,21 +190,15 @@ def _to_array(values: list[Any], shape: list[int], spec: TensorSpec) -> np.ndarr
 # ----------------------------------------------------------------- fast path
 
 
-def _fast(val: Any, spec: TensorSpec, maybe_bools: bool, numbers_only: bool = False) -> np.ndarray | None:
-    """np.array(val) typed for ``spec`` when provably identical to the exact path.
-
-    ``numbers_only``: ``val`` is known to be a flat list of JSON numbers (no null, which
-    ``np.array(..., float64)`` would turn into NaN); a float signature's values then go
-    straight to float64, skipping numpy's type inference (~25 % of the conversion). Every
-    check below still applies: an int past 2**24 / 2**53 is still a large value.
-    """
+def _fast(val: Any, spec: TensorSpec, maybe_bools: bool) -> np.ndarray | None:
+    """np.array(val) typed for ``spec`` when provably identical to the exact path."""
     dtype = spec.dtype
     if dtype not in _FAST_TYPES:
         return None
     if maybe_bools and dtype != types_pb2.DT_BOOL:
         return None
     try:
-        arr = np.array(val, dtype=np.float64) if numbers_only and dtype in _FLOATS else np.array(val)
+        arr = np.array(val)
     except (ValueError, TypeError, OverflowError):
         return None
     kind = arr.dtype.kind
@@ -210,21 +207,28 @@ def _fast(val: Any, spec: TensorSpec, maybe_bools: bool, numbers_only: bool = Fa
     if arr.size == 0 or kind not in "iuf":
         return None
     if dtype in _FLOATS:
-        int_max = _FLOATS[dtype][1]
         if kind == "f":
-            # Anything large (maybe a lossy int, maybe out of range) goes exact;
-            # NaN and infinities are lossless and stay on the fast path.
-            mag = np.abs(arr)
-            big = mag > int_max
-            if big.any() and not np.isinf(mag[big]).all():
-                return None
-        elif kind == "u" or max(-int(arr.min()), int(arr.max())) > int_max:
+            return _small_floats(arr, spec)
+        if kind == "u" or max(-int(arr.min()), int(arr.max())) > _FLOATS[dtype][1]:
             return None
         return arr.astype(spec.np_dtype)
     lo, hi = _INT_RANGE[dtype]
     if kind == "f" or int(arr.min()) < lo or int(arr.max()) > hi:
         return None
     return arr.astype(spec.np_dtype, copy=False)
+
+
+def _small_floats(arr: np.ndarray, spec: TensorSpec) -> np.ndarray | None:
+    """A float64 ``arr`` as the float signature's type, or None when a value needs the exact path.
+
+    Anything large (maybe a lossy int, maybe out of range) goes exact; NaN and infinities are
+    lossless and stay.
+    """
+    mag = np.abs(arr)
+    big = mag > _FLOATS[spec.dtype][1]
+    if big.any() and not np.isinf(mag[big]).all():
+        return None
+    return arr.astype(spec.np_dtype)
 
 
 def decode_value(val: Any, spec: TensorSpec, maybe_bools: bool) -> np.ndarray:
@@ -332,18 +336,20 @@ def decode_instances(instances: list[Any], inputs: Mapping[str, TensorSpec],
 # -- dense numeric bodies, straight from the bytes ------------------------------------------
 # ``{"instances": [[...numbers...]]}`` (or ``"inputs"``, with an optional plain
 # ``signature_name``) whose array holds only numbers: orjson would build one Python list
-# per innermost row (4,096 for a 64x64x3 image) and numpy would walk them all again.
-# Instead the array's bytes are checked against the bracket skeleton that the signature's
-# shape implies and its numbers parsed as one flat list.  Anything else (objects,
-# strings, booleans, nulls, escapes, ragged or unknown shapes, a number orjson rejects)
-# makes ``decode_dense`` return None and the caller parses the body the usual way, so
-# results and error messages are those of the paths above.
+# per innermost row (4,096 for a 64x64x3 image) and a Python float per number, and numpy
+# would walk them all again.  Instead the array's bytes are checked against the bracket
+# skeleton that the signature's shape implies and its numbers parsed in one go: by
+# simdjson straight into float64 for a float signature, else by orjson as one flat list.
+# Anything else (objects, strings, booleans, nulls, escapes, ragged or unknown shapes, a
+# number the strict parsers reject) makes ``decode_dense`` return None and the caller
+# parses the body the usual way, so results and error messages are those of the paths
+# above.
 
 _SIG = rb'"signature_name"\s*:\s*"([^"\\]*)"\s*'
 _DENSE_HEAD = re.compile(rb'\s*\{\s*(?:' + _SIG + rb',\s*)?"(instances|inputs)"\s*:\s*(?=\[)')
 _DENSE_TAIL = re.compile(rb'(?<=\])\s*(?:,\s*' + _SIG + rb')?\}\s*\Z')
 _DENSE_TAIL_WINDOW = 1024  # the tail is looked for in the body's last bytes only
-_DENSE_MIN_LISTS = 64
+_DENSE_MIN_BYTES = 128  # below this the usual parse costs less than these checks
 _NUMBER_BYTES = b"0123456789eE.+- \t\r\n"
 _ARRAY_BYTES = _NUMBER_BYTES + b"[],"
 _BRACKETS_TO_SPACE = bytes.maketrans(b"[]", b"  ")
@@ -351,19 +357,24 @@ _BRACKETS_TO_SPACE = bytes.maketrans(b"[]", b"  ")
 
 def match_dense(body: bytes) -> tuple[str, bool, bytes] | None:
     """``(signature_name, columnar, array bytes)`` when ``body`` looks like one dense numeric array
-    of many rows (with few inner lists orjson's own lists cost less than these checks).
+    (not for tiny bodies, whose usual parse costs less than these checks).
 
     The head (``{"instances":`` with an optional signature name) and the tail are matched by
     regular expressions at the body's two ends, and the array between them by one ``translate``
     that deletes every byte a numeric array may hold (a third of a regex scan's time).
     """
-    if body.count(b"[") < _DENSE_MIN_LISTS:
+    if len(body) < _DENSE_MIN_BYTES:
         return None
     head = _DENSE_HEAD.match(body)
     if head is None:
         return None
     end = len(body.rstrip())
-    tail = _DENSE_TAIL.search(body, max(head.end() + 1, end - _DENSE_TAIL_WINDOW))
+    # Usually the array's last "]" is the body's last one; a signature name holding "]" after
+    # the array makes that match fail, and the tail is then searched for.
+    close = body.rfind(b"]", head.end(), end)
+    tail = _DENSE_TAIL.match(body, close + 1) if close > 0 else None
+    if tail is None:
+        tail = _DENSE_TAIL.search(body, max(head.end() + 1, end - _DENSE_TAIL_WINDOW))
     if tail is None or (head.group(1) is not None and tail.group(1) is not None):
         return None  # not that shape, or signature_name given twice: the full parser decides
     array = body[head.end():tail.start()]
@@ -377,7 +388,9 @@ def match_dense(body: bytes) -> tuple[str, bool, bytes] | None:
     return name, head.group(2) == b"inputs", array
 
 
-def _skeleton(shape: list[int]) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _skeleton(shape: tuple[int, ...]) -> bytes:
+    """The brackets and commas of a dense array of ``shape`` (cached: a model sees few shapes)."""
     s = b""
     for n in reversed(shape):
         s = b"[" + b",".join([s] * n) + b"]"
@@ -394,17 +407,35 @@ def decode_dense(text: bytes, inputs: Mapping[str, TensorSpec]) -> dict[str, np.
         return None
     # Row format stacks instances on dim 0; columnar gives the whole tensor: either way
     # the array is [n] + the signature's other dims.
+    floats = spec.dtype in _FLOATS
+    flat: Any
     try:
-        flat = orjson.loads(b"[" + text.translate(_BRACKETS_TO_SPACE) + b"]")
-    except orjson.JSONDecodeError:
+        if floats:
+            # simdjson writes the numbers of the nested array straight into float64s: no
+            # Python float per value (a third of orjson-then-numpy's time for an image).
+            flat = np.frombuffer(_simdjson().parse(text).as_buffer(of_type="d"), np.float64)
+        else:
+            flat = orjson.loads(b"[" + text.translate(_BRACKETS_TO_SPACE) + b"]")
+    except (ValueError, orjson.JSONDecodeError):  # not strict JSON numbers (simdjson's errors are ValueErrors)
         return None
     row = 1
     for d in dims[1:]:
         row *= d
-    if not flat or row == 0 or len(flat) % row:
+    if not len(flat) or row == 0 or len(flat) % row:
         return None
-    shape = [len(flat) // row, *dims[1:]]
+    shape = (len(flat) // row, *dims[1:])
     if text.translate(None, _NUMBER_BYTES) != _skeleton(shape):
         return None
-    arr = _fast(flat, spec, False, numbers_only=True)
+    arr = _small_floats(flat, spec) if floats else _fast(flat, spec, False)
     return None if arr is None else {name: arr.reshape(shape)}
+
+
+_parsers = threading.local()
+
+
+def _simdjson() -> simdjson.Parser:
+    """This thread's parser (a parser is reused across documents, never shared by threads)."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    return parser

@@ -14,7 +14,7 @@ import pytest
 from tensorflow.core.example import example_pb2
 from tensorflow.core.framework import types_pb2 as T
 
-from aioserving import jsonfmt
+from aioserving import _json_decode, jsonfmt
 from aioserving._json_text import escape_bytes, float_tokens, write_decimal
 from aioserving.errors import Code, ServingError
 from aioserving.signature import NUMPY_DTYPES, TensorSpec
@@ -802,6 +802,7 @@ def test_dense_body_equals_usual_path(body: bytes) -> None:
     (b', "signature_name": "s]}"}', "s]}"),
     (b' ,\n "signature_name" : "sig"  }\n\n', "sig"),
     (b"}" + b" " * 1500, ""),  # trailing whitespace does not count against the tail window
+    (b', "signature_name": "a"' + b" " * 2000 + b"}", "a"),  # found from the last "]", not the window
 ])
 def test_dense_body_tails(tail: bytes, sig: str) -> None:
     body = _img_body(2)[:-1] + tail
@@ -824,6 +825,39 @@ def test_dense_body_int_and_double_signatures() -> None:
         dense, usual = _both(body, {"x": spec("x", dtype, (-1, 8, 8, 3))})
         assert dense["x"].dtype == usual["x"].dtype
         np.testing.assert_array_equal(dense["x"], usual["x"])
+
+
+@pytest.mark.parametrize("dtype,top", [(T.DT_FLOAT, 6), (T.DT_DOUBLE, 15)])
+def test_dense_float_values_bit_exact(dtype: int, top: int) -> None:
+    """simdjson's float64s equal orjson's, bit for bit: shortest-repr doubles over many exponents,
+    subnormals, signed zeros, ints and exponent spellings (all small enough to stay on the dense
+    path: a float signature's values past 2**24, a double's past 2**53, take the exact one)."""
+    rng = np.random.default_rng(7)
+    vals = rng.uniform(-1, 1, 1600) * 10.0 ** rng.integers(-45 if top == 6 else -320, top, 1600)
+    tokens = [repr(float(v)) for v in vals] + [
+        "-0.0", "-0", "0", "7", "-123456", "16777215", "1e-310", "4.9e-324", "1.17549435e-38",
+        "2.5E+3", "1E2", "0.1", "0.30000000000000004", "1234567.123456789", "-9.999999e-41"]
+    tokens = tokens[-1536:]
+    rows = [tokens[i:i + 192] for i in range(0, 1536, 192)]
+    body = ('{"instances": [' + ",".join("[" + ",".join(r) + "]" for r in rows) + "]}").encode()
+    inputs = {"x": spec("x", dtype, (-1, 192))}
+    req = jsonfmt.parse_predict(body)
+    dense = _json_decode.decode_dense(req.dense, inputs)
+    assert dense is not None  # decoded by the dense path itself, no fallback
+    usual = jsonfmt.decode_inputs(jsonfmt.parse_predict(body, dense=False), inputs)
+    assert dense["x"].dtype == usual["x"].dtype and dense["x"].shape == (8, 192)
+    assert dense["x"].tobytes() == usual["x"].tobytes()  # -0.0 and subnormals included
+
+
+def test_dense_mlp_row_takes_the_dense_path() -> None:
+    """One row of 784 floats (the bench's mlp request) is parsed by the dense path."""
+    row = np.round(np.random.default_rng(3).uniform(-1, 1, 784), 3)
+    body = ('{"instances": [[' + ",".join(map(str, row.tolist())) + "]]}").encode()
+    inputs = {"x": spec("x", T.DT_FLOAT, (-1, 784))}
+    assert _json_decode.decode_dense(jsonfmt.parse_predict(body).dense, inputs) is not None
+    dense, usual = _both(body, inputs)
+    np.testing.assert_array_equal(dense["x"], usual["x"])
+    np.testing.assert_array_equal(dense["x"], row.astype(np.float32).reshape(1, 784))
 
 
 def _first_number(body: bytes, token: bytes) -> bytes:
@@ -858,8 +892,9 @@ def test_dense_body_fallbacks_keep_messages(body: bytes, inputs: dict[str, Tenso
     _first_number(_img_body(1), b"NaN"),
     _img_body(1)[:-1] + b', "signature_name": "a", "signature_name": "b"}',
     _img_body(1)[:-1] + b', "other": 1}',
-    b'{"instances": [[1.5, 2.5]]}',  # few lists: orjson's own lists are cheaper
-    _img_body(1)[:-1] + b', "signature_name": "a"' + b" " * 2000 + b"}",  # tail past the window
+    b'{"instances": [[1.5, 2.5]]}',  # tiny: the usual parse is cheaper
+    # A "]" in the name after the array, and the tail further back than the window searched.
+    _img_body(1)[:-1] + b', "signature_name": "a]"' + b" " * 2000 + b"}",
 ])
 def test_dense_path_declines(body: bytes) -> None:
     assert jsonfmt.parse_predict(body).dense is None
