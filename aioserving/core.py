@@ -13,7 +13,7 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,7 +36,9 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 
 Inputs = Mapping[str, np.ndarray]
-InputDecoder = Callable[[SignatureInfo], dict[str, np.ndarray]]
+# A transport's decoder: the inputs for the resolved signature, or an awaitable of them
+# (REST decodes large bodies in an executor).
+InputDecoder = Callable[[SignatureInfo], "dict[str, np.ndarray] | Awaitable[dict[str, np.ndarray]]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +237,7 @@ class ServingCore:
     ) -> PredictResult:
         with self.manager.acquire(spec.name, spec.version, spec.label) as lease:
             sig = self.signature(lease, spec.signature_name)
-            raw = _decode(inputs, sig) if callable(inputs) else inputs
+            raw = (await _decode(inputs, sig)) if callable(inputs) else inputs
             feeds = self.validate_inputs(sig, raw)
             keys = self.output_keys(sig, output_filter)
             outs = await self.run(lease, sig, feeds, keys, deadline)
@@ -432,10 +434,11 @@ def _signature_inputs(sig: SignatureInfo) -> str:
     return " Signature inputs: " + "; ".join(s.describe() for s in sig.inputs.values())
 
 
-def _decode(decoder: InputDecoder, sig: SignatureInfo) -> dict[str, np.ndarray]:
+async def _decode(decoder: InputDecoder, sig: SignatureInfo) -> dict[str, np.ndarray]:
     """Run a transport's decoder; its INVALID_ARGUMENTs also name the signature's inputs."""
     try:
-        return decoder(sig)
+        out = decoder(sig)
+        return out if isinstance(out, dict) else await out
     except ServingError as exc:
         # Messages about a missing named input already say which one is wanted.
         if (exc.code != Code.INVALID_ARGUMENT or "Signature inputs: " in exc.message

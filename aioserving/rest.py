@@ -7,11 +7,10 @@ to the core.  Its wrapper is the single place where REST maps errors to HTTP.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 import time
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import unquote
 
 import orjson
@@ -23,6 +22,11 @@ from .errors import Code, ServingError, http_status, truncate_message
 from .observe import CURRENT_RECORD, Observer, RequestRecord, new_request_id
 from .protojson import metadata_json, status_json
 from .protos_util import fill_model_spec, status_response
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .signature import SignatureInfo
 
 __all__ = ["RestApi", "error_body", "JSON"]
 
@@ -209,13 +213,19 @@ class RestApi:
 
     async def _predict(self, spec: Spec, body: bytes, deadline: float | None,
                        rec: RequestRecord) -> web.Response:
-        # Large bodies are parsed whole in the executor; the dense path is for the others, as it
-        # decodes inside the core (on the loop), once the signature is known.
-        small = len(body) <= _OFFLOAD_BYTES
-        req = await self._offload(len(body), functools.partial(jsonfmt.parse_predict, body, dense=small))
+        # Large bodies are parsed, and their values decoded once the core knows the signature,
+        # in the executor; small ones on the loop.
+        req = await self._offload(len(body), jsonfmt.parse_predict, body)
         spec = Spec(spec.name, spec.version, spec.label, req.signature_name)
-        result = await self.core.predict(spec, lambda sig: jsonfmt.decode_inputs(req, sig.inputs),
-                                         deadline=deadline)
+        large = len(body) > _OFFLOAD_BYTES
+
+        def decode(sig: SignatureInfo) -> dict[str, np.ndarray] | Awaitable[dict[str, np.ndarray]]:
+            if large:
+                return asyncio.get_running_loop().run_in_executor(
+                    self.executor, jsonfmt.decode_inputs, req, sig.inputs)
+            return jsonfmt.decode_inputs(req, sig.inputs)
+
+        result = await self.core.predict(spec, decode, deadline=deadline)
         rec.version, rec.signature = result.version, result.signature_name
         out = await self._offload(
             sum(a.nbytes for a in result.outputs.values()),

@@ -55,10 +55,25 @@ async def test_dense_body_errors_are_tf_serving_s(srv: Running) -> None:
 
 
 async def test_large_dense_body_equals_grpc(srv: Running) -> None:
-    """Bodies over 256 KiB go the usual way (parsed whole in the executor): same answer as gRPC."""
+    """Bodies over 256 KiB are parsed and decoded in the executor: same answer as gRPC."""
     x = np.tile(X, (100, 1))  # 10,000 instances, ~380 KB of JSON
     body = json.dumps({"instances": x.tolist()}).encode()
     assert len(body) > 256 * 1024 and jsonfmt.parse_predict(body).dense is not None
     status, doc, _ = await srv.post("/v1/models/keras:predict", data=body)
     assert status == 200
     np.testing.assert_array_equal(np.array(doc["predictions"], np.float32), await _grpc(srv, x))
+
+
+async def test_large_body_errors_are_tf_serving_s(srv: Running) -> None:
+    """Decoding in the executor keeps the messages, the signature suffix included."""
+    rows = np.tile(X, (100, 1)).tolist()
+    rows[0].append(rows[1].pop())  # ragged, same value count
+    body = json.dumps({"instances": rows}).encode()
+    assert len(body) > 256 * 1024 and jsonfmt.parse_predict(body).dense is not None
+    status, doc, _ = await srv.post("/v1/models/keras:predict", data=body)
+    assert status == 400
+    assert doc == {"error": "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+                            "Expecting tensor size: 4 but got: 2 Signature inputs: x: float [-1, 3]"}
+    body = json.dumps({"instances": np.tile(X, (100, 1)).tolist()}).encode().replace(b"]", b"", 1)
+    status, doc, _ = await srv.post("/v1/models/keras:predict", data=body)
+    assert status == 400 and doc["error"].startswith("JSON Parse error: ")
