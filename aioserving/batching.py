@@ -357,24 +357,23 @@ class BatchScheduler:
         self._running.discard(cfut)
         self._free += 1
         queue.running -= 1
-        if cfut.cancelled():
-            for item in items:
-                fail(item.future, Code.CANCELLED, "Batch cancelled")
-        elif (exc := cfut.exception()) is not None:
-            if isinstance(exc, ServingError):
-                code, message = exc.code, exc.message
-            else:
-                logger.error("batch run failed for %r", queue.key, exc_info=exc)
-                code, message = Code.INTERNAL, f"{type(exc).__name__}: {exc}"[:200]
-            for item in items:
-                fail(item.future, code, message)
+        try:
+            results = cfut.result()  # done: one look at its state, not three
+        except concurrent.futures.CancelledError:
+            fail_all(items, Code.CANCELLED, "Batch cancelled")
+        except ServingError as exc:
+            fail_all(items, exc.code, exc.message)
+        except BaseException as exc:  # noqa: BLE001 - the batch's callers get INTERNAL
+            logger.error("batch run failed for %r", queue.key, exc_info=exc)
+            fail_all(items, Code.INTERNAL, f"{type(exc).__name__}: {exc}"[:200])
         else:
-            for item, result in zip(items, cfut.result()):
+            for item, result in zip(items, results):
                 if not item.future.done():
                     item.future.set_result(result)
         if queue.closed and queue.running == 0 and queue.idle is not None:
             queue.idle.set()
-        self._kick()
+        if any(q.pending for q in self._rr):  # a freed slot matters only to queued work
+            self._kick()
 
 
 async def measure_overhead(concurrency: int, requests: int = 20000, *, adaptive: bool = False) -> float:

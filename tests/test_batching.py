@@ -258,6 +258,29 @@ async def test_run_exception_fails_only_its_batch(make):
     assert_same(results[2], expected(rows(4)))
 
 
+async def test_batch_cancelled_in_the_executor_fails_its_items():
+    """A batch still waiting for a worker when the executor shuts down (cancel_futures) fails
+    CANCELLED; the batch already running finishes normally."""
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    s = BatchScheduler(executor, num_batch_threads=2)
+    run = FakeRun()
+    p = BatchingParameters(max_batch_size=1, num_batch_threads=2)
+    first = await occupy(s, p, run)
+    queued = asyncio.create_task(s.submit(KEY, p, run, rows(3)))
+    for _ in range(50):  # until its batch waits in the executor's queue behind the held one
+        if executor._work_queue.qsize() == 1:
+            break
+        await asyncio.sleep(0)
+    assert executor._work_queue.qsize() == 1
+    executor.shutdown(wait=False, cancel_futures=True)
+    with pytest.raises(ServingError) as info:
+        await queued
+    assert (info.value.code, info.value.message) == (Code.CANCELLED, "Batch cancelled")
+    await release(run, first)
+    assert run.sizes == [1]
+    await s.close()
+
+
 async def test_serving_error_from_run_keeps_its_code(make):
     s = make()
 
