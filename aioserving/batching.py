@@ -148,6 +148,18 @@ class BatchScheduler:
         else:
             queue.run = run
             queue.params = params  # a reloaded config applies to batches formed from now on
+        if (params.adaptive and queue.running == 0 and queue.pending == 0 and self._free > 0
+                and not self._pump_scheduled and rows <= params.execution_batch_size):
+            # Adaptive, nothing queued or running here and a free slot: run it now as a batch of
+            # its own, without queueing it and pumping (any other queue that could run has already
+            # been pumped into the free slots), so a lone request pays no more than batching off.
+            fut: asyncio.Future[Arrays] = loop.create_future()
+            batch = Batch()
+            batch.items.append(Item(inputs, rows, fut, now, deadline))
+            batch.rows = rows
+            batch.start = now
+            self._launch(queue, batch, now)
+            return await (fut if deadline is None else self._until(fut, deadline))
         sig = signature_of(inputs, params.pad_variable_length_inputs)
         limit = params.execution_batch_size
         open_ = queue.batches[-1]
@@ -157,24 +169,19 @@ class BatchScheduler:
         if fits or not params.enable_large_batch_splitting:
             if not fits and len(queue.batches) >= params.max_enqueued_batches:
                 raise ServingError(Code.UNAVAILABLE, QUEUE_FULL)
-            fut: asyncio.Future[Arrays] = loop.create_future()
-            item = Item(inputs, rows, fut, now, deadline, nbytes)
-            idle = params.adaptive and queue.running == 0 and queue.pending == 0
-            queue.add(item, sig, limit)
-            if idle and self._free > 0 and not self._pump_scheduled:
-                # Adaptive, nothing queued or running here: run it now (no loop round
-                # trip), so a lone request pays no more than with batching off.
-                self._pump()
-            else:
-                self._kick()
-            if deadline is None:
-                return await fut
-            handle = loop.call_at(deadline, fail, fut, Code.DEADLINE_EXCEEDED, DEADLINE)
-            try:
-                return await fut
-            finally:
-                handle.cancel()
+            fut = loop.create_future()
+            queue.add(Item(inputs, rows, fut, now, deadline, nbytes), sig, limit)
+            self._kick()
+            return await (fut if deadline is None else self._until(fut, deadline))
         return await self._submit_split(queue, sig, inputs, rows, now, deadline)
+
+    async def _until(self, fut: asyncio.Future[Arrays], deadline: float) -> Arrays:
+        """An item's result; at ``deadline`` it fails DEADLINE_EXCEEDED, queued or running."""
+        handle = self._loop.call_at(deadline, fail, fut, Code.DEADLINE_EXCEEDED, DEADLINE)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
 
     def queue_depth(self, key: Hashable | None = None) -> int:
         """Tasks enqueued and not yet taken into a running batch (one queue, or all)."""

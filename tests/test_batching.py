@@ -230,6 +230,22 @@ async def test_deadline_expires_in_queue(make):
     assert run.sizes == [1, 1]  # the expired item was skipped when the batch formed
 
 
+async def test_adaptive_lone_request_fails_at_its_deadline_while_running(make):
+    """The idle adaptive path (a batch of one launched from submit) keeps the deadline: the
+    caller gets DEADLINE_EXCEEDED while run() is still busy, and the scheduler serves on."""
+    s = make()
+    run = FakeRun()
+    p = BatchingParameters(max_batch_size=8, adaptive=True, num_batch_threads=1)
+    loop = asyncio.get_running_loop()
+    run.hold()
+    with pytest.raises(ServingError) as err:
+        await s.submit(KEY, p, run, rows(1), deadline=loop.time() + 0.05)
+    assert (err.value.code, err.value.message) == (Code.DEADLINE_EXCEEDED, "Deadline exceeded")
+    assert run.sizes == [1]  # it was running, not queued
+    run.gate.set()
+    assert_same(await s.submit(KEY, p, run, rows(2)), expected(rows(2)))
+
+
 async def test_deadline_already_passed(make):
     s = make()
     run = FakeRun()
