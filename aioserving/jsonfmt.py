@@ -72,6 +72,8 @@ def loads(body: bytes) -> Any:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise parse_error(e) from None
+        except RecursionError:  # past ~1,000 nested levels (orjson's limit is 1,024)
+            raise ServingError.invalid_argument("JSON Parse error: The document is nested too deeply.") from None
     if type(doc) is not dict:
         raise ServingError.invalid_argument(f"JSON Value: {value_to_string(doc)} Is not object")
     return doc

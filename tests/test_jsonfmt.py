@@ -916,6 +916,33 @@ def test_dense_body_invalid_gets_the_usual_error(body: bytes) -> None:
     bad(body, IMG, usual.value.message)
 
 
+def test_dense_int_body_with_a_misplaced_bracket_gets_the_parse_error() -> None:
+    """The bracket skeleton alone matches ``[ 7[,19]]``; the array must also be valid JSON."""
+    body = b'{"instances": [[ 7[,19]]], "signature_name": "' + b"s" * 120 + b'"}'
+    inputs = {"x": spec("x", T.DT_INT32, (-1, 2))}
+    assert jsonfmt.parse_predict(body).dense is not None
+    assert _json_decode.decode_dense(jsonfmt.parse_predict(body).dense, inputs) is None
+    with pytest.raises(ServingError) as usual:
+        jsonfmt.parse_predict(body, dense=False)
+    assert usual.value.message.startswith("JSON Parse error: ")
+    bad(body, inputs, usual.value.message)
+
+
+def test_dense_int_body_equals_usual_path() -> None:
+    body = _img_body(3, ints=True)
+    inputs = {"x": spec("x", T.DT_INT64, (-1, 8, 8, 3))}
+    assert _json_decode.decode_dense(jsonfmt.parse_predict(body).dense, inputs) is not None
+    dense, usual = _both(body, inputs)
+    assert dense["x"].dtype == usual["x"].dtype == np.int64
+    np.testing.assert_array_equal(dense["x"], usual["x"])
+
+
+@pytest.mark.parametrize("depth", [1100, 5000])
+def test_deeply_nested_body_is_invalid_argument(depth: int) -> None:
+    body = b'{"instances": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
+    bad(body, IMG, "JSON Parse error: The document is nested too deeply.")
+
+
 def test_dense_body_malformed_number_gets_the_parse_error() -> None:
     body = _first_number(_img_body(1), b"0.1.2")
     assert jsonfmt.parse_predict(body).dense is not None
